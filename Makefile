@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make book` and `make test`.
+# Both create .venv from requirements.txt (+ requirements-dev.txt) when it is missing
+# or older than those files, then run in the quick profile (CPU, offline, phantom data).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Progress bars off and the quick profile during the book build and the tests.
+export COVIDLIB_PROFILE ?= quick
+export COVIDLIB_PROGRESS ?= 0
+export TQDM_DISABLE ?= 1
+export MPLBACKEND ?= Agg
+export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
+
+.PHONY: book test venv lint clean clean-book
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build -W -n --keep-going .
+	@echo "Book written to _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests chapters --nbmake --nbmake-timeout=900 -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check covidlib tests benchmarks
+	$(BIN)/mypy covidlib
+
+clean-book:
+	rm -rf _build
+
+clean: clean-book
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

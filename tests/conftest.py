@@ -1,0 +1,41 @@
+"""Shared fixtures.
+
+The real COVID19-CT copy is looked up in ``COVIDLIB_COVID19_CT`` and then in
+``../shared/datasets/covid19-ct`` next to the repository; tests that need it skip when
+neither exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_COVID19_CT = REPO_ROOT.parent / "shared" / "datasets" / "covid19-ct"
+
+
+def real_covid19_ct_root() -> Path | None:
+    """Return the real COVID19-CT folder when one is available, else ``None``."""
+    env = os.environ.get("COVIDLIB_COVID19_CT")
+    candidate = Path(env) if env else SHARED_COVID19_CT
+    return candidate if (candidate / "CT_COVID").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def covid19_ct_root() -> Path:
+    """The real COVID19-CT copy (read-only); skips the test when it is absent."""
+    root = real_covid19_ct_root()
+    if root is None:
+        pytest.skip("real COVID19-CT copy not found (set COVIDLIB_COVID19_CT)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point COVIDLIB_DATA at one temporary folder per session so tests never touch data/."""
+    monkeypatch.setenv("COVIDLIB_DATA", str(tmp_path_factory.getbasetemp() / "covidlib-data"))
+    monkeypatch.setenv("COVIDLIB_PROGRESS", "0")
