@@ -1,0 +1,37 @@
+"""Tests for the top-level ``covidlib`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from covidlib.cli import COMMAND_MODULES, build_parser, main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert "covidlib 0.1.0" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: covidlib" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["datasets", "phantom", "letterbox", "models", "cv", "predict"])
+def test_every_command_is_registered(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([command, "--help"])
+    assert stop.value.code == 0, f"{command!r} is not registered by any of {COMMAND_MODULES}"
+    assert f"covidlib {command}" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "covidlib", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "COMMAND" in done.stdout
