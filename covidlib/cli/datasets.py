@@ -1,11 +1,110 @@
-"""`covidlib` commands for the datasets domain (not written yet)."""
+"""``covidlib datasets``: list, download and index the datasets.
+
+Example:
+    $ covidlib datasets list
+    $ covidlib datasets download covid19-ct
+    $ covidlib datasets index covid19-ct --root ../shared/datasets/covid19-ct --json
+
+``index`` exits with 2 when the root is missing or has the wrong layout; unreadable files
+alone are listed as problems but do not change the exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    """Add this group's commands to the top-level parser (none yet)."""
-    del subparsers
+    """Add ``datasets list|download|index`` to the top-level parser."""
+    from covidlib.datasets import DATASETS
+
+    names = sorted(DATASETS)
+    parser = subparsers.add_parser(
+        "datasets",
+        help="list, download and index the datasets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+
+    listing = commands.add_parser("list", help="print the dataset registry")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(func=_list)
+
+    download = commands.add_parser("download", help="download a dataset (resumable)")
+    download.add_argument("name", choices=names)
+    download.add_argument("--root", type=Path, help="target folder (default: data dir/NAME)")
+    download.add_argument("--timeout", type=float, default=15.0, help="network timeout (s)")
+    download.set_defaults(func=_download)
+
+    index = commands.add_parser("index", help="check a dataset folder and summarize it")
+    index.add_argument("name", choices=names)
+    index.add_argument("--root", type=Path, help="dataset folder (default: data dir/NAME)")
+    index.add_argument("--json", action="store_true", help="print one JSON object")
+    index.add_argument("--csv", type=Path, help="also write the image table to this CSV file")
+    index.set_defaults(func=_index)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from covidlib.datasets import list_datasets
+
+    table = list_datasets()
+    if args.json:
+        print(json.dumps(table.reset_index().to_dict(orient="records"), indent=2))
+    else:
+        columns = ["title", "folders", "counts", "source", "default_root"]
+        print(table[columns].to_string())
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from covidlib.cli import CommandError
+    from covidlib.download import DownloadError, download_dataset
+
+    try:
+        root = download_dataset(args.name, args.root, timeout=args.timeout)
+    except DownloadError as error:
+        raise CommandError(str(error)) from None
+    print(f"{args.name} is ready at {root}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from covidlib.cli import CommandError
+    from covidlib.datasets import DatasetLayoutError, index_dataset
+    from covidlib.fileio import atomic_path
+
+    try:
+        index = index_dataset(args.name, args.root)
+    except (FileNotFoundError, DatasetLayoutError) as error:
+        raise CommandError(str(error).strip("'\"")) from None
+    if args.csv:
+        with atomic_path(args.csv) as tmp:
+            index.images.to_csv(tmp, index=False)
+    summary = index.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    counts = summary["counts"]
+    print(f"dataset:   {summary['dataset']} at {summary['root']}")
+    print(
+        f"images:    {summary['n_images']} ({counts['covid']} COVID, "
+        f"{counts['non_covid']} non-COVID); expected counts matched: "
+        f"{summary['counts_match'] or 'none'}"
+    )
+    if summary["n_images"]:
+        print(
+            f"sizes:     {summary['size_min'][0]}x{summary['size_min'][1]} .. "
+            f"{summary['size_max'][0]}x{summary['size_max'][1]} (width x height)"
+        )
+    print(f"modes:     {summary['modes']}")
+    print(f"groups:    {summary['n_groups']} {summary['group_kinds']}")
+    if summary["splits"]:
+        print(f"splits:    {summary['splits']}")
+    print(f"problems:  {summary['n_problems']}")
+    for problem in summary["problems"]:
+        print(f"  {problem['path']}: {problem['error']}")
+    return 0

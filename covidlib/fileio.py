@@ -1,0 +1,122 @@
+"""Atomic file writes and checksums.
+
+Nothing in covidlib is half-written: every file goes to a temporary name in the target
+folder first and is renamed onto its final name with :func:`os.replace` only once it is
+complete. A crash or an exception leaves either the old file or no file, never a torso.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> atomic_write_text(folder / "hello.txt", "hi").read_text()
+    'hi'
+    >>> len(sha256_file(folder / "hello.txt"))
+    64
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The temporary file lives in the same folder (so the rename is atomic) and keeps the
+    target's suffix by default, so writers that pick a format from the extension (PIL,
+    matplotlib, torch) still work. On an exception the temporary file is removed and
+    ``path`` is left untouched. Missing parent folders are created.
+
+    Args:
+        path: final destination.
+        suffix: suffix of the temporary name; defaults to the suffix of ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.bin"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_bytes(b"data")
+        >>> target.read_bytes()
+        b'data'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp(target, target.suffix if suffix is None else suffix)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary file {tmp} for {target}")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _create_temp(target: Path, suffix: str) -> Path:
+    """Create an empty, uniquely named file next to ``target`` with umask permissions.
+
+    (:func:`tempfile.mkstemp` would create it ``0600``, which would then stick to the
+    final file.)
+    """
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = atomic_write_bytes(pathlib.Path(tempfile.mkdtemp()) / "a.bin", b"\\x00\\x01")
+        >>> p.read_bytes()
+        b'\\x00\\x01'
+    """
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return target
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8 by default) and return ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "x").read_text()
+        'x'
+    """
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the hexadecimal SHA-256 digest of a file, read in 1 MiB chunks.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = atomic_write_bytes(pathlib.Path(tempfile.mkdtemp()) / "e", b"")
+        >>> sha256_file(p)[:12]
+        'e3b0c44298fc'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
