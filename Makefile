@@ -11,7 +11,6 @@ STAMP := $(VENV)/.installed
 export COVIDLIB_PROFILE ?= quick
 export COVIDLIB_PROGRESS ?= 0
 export TQDM_DISABLE ?= 1
-export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
 .PHONY: book test venv lint clean clean-book

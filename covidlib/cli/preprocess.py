@@ -1,11 +1,131 @@
-"""`covidlib` commands for the preprocess domain (not written yet)."""
+"""`covidlib letterbox`: put one image onto a network's input canvas.
+
+Example:
+    $ covidlib letterbox slice.png /tmp/slice_resnet.png --model ResNet18
+    $ covidlib letterbox slice.png /tmp/slice.png --size 331x267 --mode stretch
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import re
+from pathlib import Path
 from typing import Any
+
+PAPER_TABLE1 = Path(__file__).resolve().parents[1] / "tables" / "paper_table1.csv"
 
 
 def register(subparsers: Any) -> None:
-    """Add this group's commands to the top-level parser (none yet)."""
-    del subparsers
+    """Add the ``letterbox`` command to the top-level parser."""
+    parser = subparsers.add_parser(
+        "letterbox",
+        help="letterbox (or stretch / centre-crop) one image onto a model's input canvas",
+        description=(
+            "Read IN as 8-bit grayscale, fit it onto the canvas (--size WxH, or the custom "
+            "input of --model from Table 1) and write OUT (format from its extension). "
+            "Prints the placement as JSON."
+        ),
+    )
+    parser.add_argument("input", metavar="IN", type=Path, help="image file to read")
+    parser.add_argument("output", metavar="OUT", type=Path, help="image file to write")
+    canvas = parser.add_mutually_exclusive_group(required=True)
+    canvas.add_argument("--size", metavar="WxH", help="canvas width x height, e.g. 349x253")
+    canvas.add_argument("--model", metavar="NAME", help="use this model's custom input size")
+    parser.add_argument(
+        "--mode",
+        choices=("letterbox", "stretch", "crop"),
+        default="letterbox",
+        help="letterbox (default: fit and pad), stretch (distort) or crop (cover, cut)",
+    )
+    parser.add_argument("--fill", type=int, default=0, help="padding gray value 0..255")
+    parser.set_defaults(func=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``"349x253"`` into (349, 253); anything else is a :class:`CommandError`.
+
+    Example:
+        >>> parse_size("349x253")
+        (349, 253)
+    """
+    from covidlib.cli import CommandError
+
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        raise CommandError(
+            f"--size must look like WIDTHxHEIGHT with positive integers, got {text!r}"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def table1_canvases() -> dict[str, tuple[int, int]]:
+    """The paper's custom input size per model (Table 1), keyed by lower-case paper name."""
+    with open(PAPER_TABLE1, newline="", encoding="utf-8") as handle:
+        return {
+            row["model"].lower(): parse_size(row["custom_input_wxh"])
+            for row in csv.DictReader(handle)
+        }
+
+
+def model_canvas(name: str) -> tuple[int, int]:
+    """Custom input (width, height) of a model: the model registry, else Table 1.
+
+    Names are case-insensitive; registry keys (``resnet18``) and the paper's names
+    (``ResNet18``) both work.
+    """
+    from covidlib.cli import CommandError
+
+    try:
+        from covidlib.models import get_spec
+    except ImportError:
+        get_spec = None
+    if get_spec is not None:
+        for candidate in (name, name.lower()):
+            try:
+                return tuple(get_spec(candidate).custom_input)  # type: ignore[return-value]
+            except (KeyError, ValueError):
+                continue
+    canvases = table1_canvases()
+    if name.lower() in canvases:
+        return canvases[name.lower()]
+    raise CommandError(f"unknown model {name!r}; choose one of {sorted(canvases)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Letterbox/stretch/crop IN onto the canvas and write OUT atomically."""
+    from covidlib.cli import CommandError
+    from covidlib.fileio import atomic_path
+    from covidlib.io import ImageLoadError, load_grayscale
+    from covidlib.transforms import resize_to_canvas
+
+    size = parse_size(args.size) if args.size else model_canvas(args.model)
+    if not 0 <= args.fill <= 255:
+        raise CommandError(f"--fill must be a gray value in 0..255, got {args.fill}")
+    if args.input.resolve() == args.output.resolve():
+        raise CommandError(f"OUT must differ from IN ({args.input}); choose another file name")
+    try:
+        image = load_grayscale(args.input)
+    except ImageLoadError as error:
+        raise CommandError(str(error)) from error
+    canvas, placement = resize_to_canvas(image, size, mode=args.mode, fill=args.fill)
+    try:
+        with atomic_path(args.output) as tmp:
+            canvas.save(tmp)
+    except (ValueError, OSError) as error:
+        raise CommandError(f"cannot write {args.output}: {error}") from error
+    print(
+        json.dumps(
+            {
+                "input": str(args.input),
+                "output": str(args.output),
+                "mode": args.mode,
+                "original_size": list(placement.original_size),
+                "canvas_size": list(placement.canvas_size),
+                "box": list(placement.box),
+                "scale": [round(value, 6) for value in placement.scale],
+            }
+        )
+    )
+    return 0
