@@ -1,0 +1,297 @@
+"""Training throughput of the covidlib engine vs a minimal plain PyTorch loop.
+
+Both paths train the same registry model at the same canvas and batch size with the same
+optimizer (``torch_optimizer.Lamb``, weight decay 1) on the same batches, already in memory,
+so the difference is what the engine adds: fastai's ``Learner`` loop, the step schedule,
+per-epoch seeding, the epoch log (no files: ``fold_dir=None``). Rounds alternate between
+the two paths so load from other processes hits both alike; the ratio uses each path's best
+round (as ``timeit`` does: slower rounds measure other processes' load, not the code), and
+the medians are reported next to it. On CUDA both use mixed precision and channels-last.
+
+It also writes the arithmetic of the full reproduction's cost (12 models x 5 folds x 100
+epochs x 2 datasets): with a CUDA measurement the GPU hours for the measured model follow;
+from a CPU run only the formula can be given.
+
+Writes ``benchmarks/results/train-<cpu|cuda>.json`` and ``.md``.
+
+Example:
+    $ .venv/bin/python benchmarks/train.py                  # CPU, squeezenet, ~2 minutes
+    $ .venv/bin/python benchmarks/train.py --model resnet18 --scale 1.0 --batches 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from covidlib.models import create_model, get_spec  # noqa: E402
+from covidlib.training import TrainConfig, train_fold  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+TARGET_RATIO = 1.10
+# Images per dataset (paper, section 5.1) and the protocol of the full reproduction.
+DATASET_IMAGES = {"sars-cov-2-ct": 2482, "covid19-ct": 746}
+N_MODELS, N_FOLDS, N_EPOCHS = 12, 5, 100
+
+
+def describe_machine(device: torch.device) -> dict[str, Any]:
+    """Return CPU model, cores, load, torch threads/versions and the GPU name when used."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def make_batches(
+    n_batches: int, batch: int, canvas: tuple[int, int], seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Return in-memory (x [B,3,H,W], y [B]) batches with both classes."""
+    generator = torch.Generator().manual_seed(seed)
+    width, height = canvas
+    return [
+        (torch.randn(batch, 3, height, width, generator=generator),
+         torch.randint(0, 2, (batch,), generator=generator).float())
+        for _ in range(n_batches)
+    ]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(
+    model_name: str, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int,
+    config: TrainConfig, device: torch.device,
+) -> tuple[float, float]:
+    """Train with a bare PyTorch loop; return images per second of wall and of CPU time."""
+    import torch_optimizer
+
+    torch.manual_seed(0)
+    model = create_model(model_name).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch_optimizer.Lamb(
+        model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    _sync(device)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for epoch in range(epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch)
+        order = torch.randperm(len(batches)).tolist()
+        for index in order:
+            x, y = batches[index]
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=cuda):
+                loss = loss_fn(model(x).reshape(-1), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    _sync(device)
+    images = epochs * sum(len(y) for _, y in batches)
+    return images / (time.perf_counter() - started), images / (time.process_time() - cpu_started)
+
+
+def engine(
+    model_name: str, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int,
+    config: TrainConfig, device: torch.device,
+) -> tuple[float, float]:
+    """Train with :func:`covidlib.training.train_fold`; return images/s of wall and CPU time.
+
+    Wall time is the engine's own epoch log; CPU time covers the whole call (learner set-up
+    and the final 2-image prediction included, so it errs against the engine).
+    """
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+
+    torch.manual_seed(0)
+    model = create_model(model_name)
+    # bs=None: the items already are batches, as in the plain loop.
+    test = [(batches[0][0][:2], batches[0][1][:2])]
+    dls = DataLoaders(
+        DataLoader(batches, bs=None, shuffle=True, device=device),
+        DataLoader(test, bs=None, device=device),
+    )
+    test_table = pd.DataFrame({"path": ["a", "b"], "label": test[0][1].int().numpy()})
+    cpu_started = time.process_time()
+    result = train_fold(model, dls, test_table, config.with_overrides(epochs=epochs))
+    _sync(device)
+    cpu_seconds = time.process_time() - cpu_started
+    images = epochs * sum(len(y) for _, y in batches)
+    return images / float(result.history["seconds"].sum()), images / cpu_seconds
+
+
+def reproduction_hours(images_per_second: float | None) -> dict[str, Any]:
+    """Return the training images of the full reproduction and, with a rate, its hours."""
+    per_model = sum(
+        N_EPOCHS * N_FOLDS * round(n * (N_FOLDS - 1) / N_FOLDS) for n in DATASET_IMAGES.values()
+    )
+    estimate: dict[str, Any] = {
+        "formula": (
+            "hours = sum over models of (100 epochs x 5 folds x 4/5 x (2482 + 746) images) "
+            "/ (training images per second of that model at its canvas) / 3600"
+        ),
+        "training_images_per_model": per_model,
+        "training_images_total": per_model * N_MODELS,
+    }
+    if images_per_second:
+        estimate["hours_per_model_at_measured_rate"] = per_model / images_per_second / 3600
+        estimate["hours_if_all_12_ran_at_this_rate"] = (
+            N_MODELS * per_model / images_per_second / 3600
+        )
+    return estimate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="squeezenet")
+    parser.add_argument("--scale", type=float, default=0.4, help="canvas scale (1.0 = paper)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=6, help="batches per epoch")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("COVIDLIB_PROGRESS", "0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(batch_size=args.batch, device=args.device, canvas_scale=args.scale)
+    from covidlib.training import resolve_device
+
+    device = resolve_device(args.device)
+    canvas = get_spec(args.model).canvas(args.scale)
+    batches = make_batches(args.batches, args.batch, canvas)
+    plain_loop(args.model, batches[:1], 1, config, device)  # warm-up (allocator, kernels)
+    engine(args.model, batches[:1], 1, config, device)
+    rates: dict[str, list[float]] = {"plain": [], "engine": []}
+    cpu_rates: dict[str, list[float]] = {"plain": [], "engine": []}
+    for round_ in range(args.rounds):
+        for name, run in (("plain", plain_loop), ("engine", engine)):
+            wall, cpu = run(args.model, batches, args.epochs, config, device)
+            rates[name].append(wall)
+            cpu_rates[name].append(cpu)
+        print(f"round {round_}: plain {rates['plain'][-1]:.1f} img/s, "
+              f"engine {rates['engine'][-1]:.1f} img/s (wall)", flush=True)
+    plain, eng = max(rates["plain"]), max(rates["engine"])
+    ratio = plain / eng
+    # On a shared CPU, CPU time is far less disturbed by other processes than wall time.
+    cpu_ratio = statistics.median(cpu_rates["plain"]) / statistics.median(cpu_rates["engine"])
+    results = {
+        "machine": describe_machine(device),
+        "setup": {"model": args.model, "canvas": list(canvas), "batch": args.batch,
+                  "batches_per_epoch": args.batches, "epochs": args.epochs,
+                  "rounds": args.rounds, "optimizer": "torch_optimizer.Lamb, weight decay 1",
+                  "mixed_precision_channels_last": device.type == "cuda"},
+        "images_per_second": {
+            "plain": plain, "engine": eng,
+            "plain_median": statistics.median(rates["plain"]),
+            "engine_median": statistics.median(rates["engine"]),
+            "rounds": rates,
+        },
+        "cpu_images_per_second": cpu_rates,
+        "overhead_ratio": ratio,
+        "overhead_ratio_cpu_time": cpu_ratio if device.type == "cpu" else None,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": min(ratio, cpu_ratio if device.type == "cpu" else ratio)
+        <= TARGET_RATIO,
+        "reproduction": reproduction_hours(eng if device.type == "cuda" else None),
+    }
+    name = f"train-{device.type}"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS_DIR / f"{name}.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Return the results as a short Markdown report."""
+    machine, setup, rates = results["machine"], results["setup"], results["images_per_second"]
+    repro = results["reproduction"]
+    lines = [
+        f"# Training engine vs plain PyTorch ({machine['device']})",
+        "",
+        f"Machine: {machine.get('gpu', machine['cpu'])}, {machine['cores']} cores, "
+        f"torch {machine['torch']} ({machine['torch_threads']} threads), 1-min load average "
+        f"{machine['load_average_1min']:.1f} at the end (the machine is shared).",
+        f"Setup: {setup['model']} at {setup['canvas'][0]}x{setup['canvas'][1]}, batch "
+        f"{setup['batch']}, {setup['batches_per_epoch']} batches x {setup['epochs']} epochs, "
+        f"{setup['rounds']} alternating rounds, {setup['optimizer']}.",
+        "",
+        "| path | images/s (best round) | images/s (median) |",
+        "| --- | --- | --- |",
+        f"| plain PyTorch loop | {rates['plain']:.1f} | {rates['plain_median']:.1f} |",
+        f"| covidlib engine (fastai Learner) | {rates['engine']:.1f} | "
+        f"{rates['engine_median']:.1f} |",
+        "",
+        f"**Overhead ratio (plain / engine), wall time, best rounds: "
+        f"{results['overhead_ratio']:.3f}**"
+        + (f"; CPU time, medians: **{results['overhead_ratio_cpu_time']:.3f}**"
+           if results["overhead_ratio_cpu_time"] is not None else "")
+        + f" (target <= {results['target_ratio']}; "
+        f"{'met' if results['meets_target'] else 'NOT met'}).",
+        "",
+        "## Cost of the full reproduction",
+        "",
+        f"12 models x 5 folds x 100 epochs x 2 datasets = "
+        f"{repro['training_images_per_model']:,} training images per model, "
+        f"{repro['training_images_total']:,} in all.",
+        "",
+        f"Formula: {repro['formula']}.",
+    ]
+    if "hours_per_model_at_measured_rate" in repro:
+        lines.append(
+            f"At the measured rate of {setup['model']}: "
+            f"{repro['hours_per_model_at_measured_rate']:.2f} GPU hours for this model; "
+            f"{repro['hours_if_all_12_ran_at_this_rate']:.1f} h if all 12 were this fast "
+            "(the large models are slower: run with --model for each)."
+        )
+    else:
+        lines.append(
+            "This run is on a CPU, so no GPU hours can be measured: run the script on a GPU "
+            "(`--scale 1.0`, once per model) and add the per-model hours."
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Reading run folders of :func:`covidlib.cv.run_cv`: fold models and predictions.
+
+Example:
+    >>> table = predict_images("runs/phantom/squeezenet/quick", ["a.png"])  # doctest: +SKIP
+    >>> table.columns.tolist()  # doctest: +SKIP
+    ['path', 'probability', 'label', 'label_name']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """Return ``config.json`` of a run folder.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a run folder.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder of `covidlib cv` (no config.json).")
+    return json.loads(path.read_text())
+
+
+def finished_folds(run_dir: str | Path) -> list[int]:
+    """Return the folds of a run folder whose model is written."""
+    from covidlib.training import METRICS_FILE, MODEL_FILE
+
+    folds = []
+    for fold_dir in Path(run_dir).glob("fold-*"):
+        if (fold_dir / MODEL_FILE).is_file() and (fold_dir / METRICS_FILE).is_file():
+            folds.append(int(fold_dir.name.split("-", 1)[1]))
+    return sorted(folds)
+
+
+def load_fold_model(run_dir: str | Path, fold: int) -> torch.nn.Module:
+    """Return fold ``fold``'s trained model (CPU, eval mode).
+
+    Raises:
+        FileNotFoundError: the fold has not finished (no ``model.pt``).
+    """
+    from covidlib.models import create_model
+    from covidlib.training import MODEL_FILE
+
+    config = read_run_config(run_dir)
+    path = Path(run_dir) / f"fold-{fold}" / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Fold {fold} of {run_dir} has no trained model ({path} is missing); finished "
+            f"folds: {finished_folds(run_dir)}. Run `covidlib cv` to train it."
+        )
+    model = create_model(config["model"], pretrained=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def predict_images(
+    run_dir: str | Path,
+    paths: Sequence[str | Path],
+    fold: int | None = None,
+    threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Return the COVID probability of image files, letterboxed like the run's test folds.
+
+    Args:
+        run_dir: a run folder.
+        paths: image files.
+        fold: use this fold's model; ``None`` averages the probabilities of all finished
+            folds.
+        threshold: a probability at or above it is labelled COVID.
+
+    Returns:
+        DataFrame with ``path``, ``probability``, ``label`` (1 = COVID) and ``label_name``;
+        ``attrs["folds"]`` lists the models used.
+    """
+    from covidlib.data import letterbox_cache
+    from covidlib.transforms import BatchTransform
+
+    config = read_run_config(run_dir)
+    folds = [fold] if fold is not None else finished_folds(run_dir)
+    if not folds:
+        raise FileNotFoundError(f"{run_dir} has no finished fold yet; run `covidlib cv` first.")
+    canvas = (int(config["canvas"][0]), int(config["canvas"][1]))
+    files = [str(Path(p).resolve()) for p in paths]
+    cache = letterbox_cache(files, canvas, persist=False)
+    batch = BatchTransform(None)(torch.from_numpy(np.asarray(cache.pixels))[:, None])
+    probabilities = np.zeros(len(files))
+    with torch.inference_mode():
+        for k in folds:
+            logits = load_fold_model(run_dir, k)(batch)
+            probabilities += torch.sigmoid(logits.float()).reshape(-1).numpy() / len(folds)
+    labels = (probabilities >= threshold).astype(int)
+    table = pd.DataFrame(
+        {
+            "path": [str(p) for p in paths],
+            "probability": probabilities,
+            "label": labels,
+            "label_name": np.where(labels == 1, "COVID", "non-COVID"),
+        }
+    )
+    table.attrs["folds"] = folds
+    return table
