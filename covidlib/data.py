@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import random
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,14 +35,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-with warnings.catch_warnings():
-    # Known, harmless warnings printed while fastai 2.8 is imported with recent torch/pandas.
-    warnings.filterwarnings(
-        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
-    )
-    warnings.filterwarnings(
-        "ignore", message=r"The 'mode\.chained_assignment' option is deprecated"
-    )
+from covidlib.compat import quiet_fastai_import
+
+with quiet_fastai_import():
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
 
@@ -298,7 +292,7 @@ class CachedImages(torch.utils.data.Dataset):
         return x, self.labels[positions]
 
 
-class CachedDataLoader(DataLoader):  # type: ignore[misc]
+class CachedDataLoader(DataLoader):
     """fastai ``DataLoader`` over :class:`CachedImages` with batch-wise device transforms.
 
     Batches are gathered with one fancy index in the main process (no per-item work, hence

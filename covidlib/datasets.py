@@ -815,9 +815,16 @@ def ensure_dataset(name: str, root: str | Path | None = None) -> Path:
     if spec.source == "generated" and root is None:
         from covidlib.phantom import generate_phantom
 
-        size = get_profile().phantom_size
-        # overwrite=True: a phantom of another profile (another size) is stale, not data.
-        return Path(generate_phantom(default_root(name), n=size, overwrite=True))
+        profile = get_profile()
+        # overwrite=True: a phantom of another profile (size, difficulty) is stale, not data.
+        return Path(
+            generate_phantom(
+                default_root(name),
+                n=profile.phantom_size,
+                difficulty=profile.phantom_difficulty,
+                overwrite=True,
+            )
+        )
     base = default_root(name) if root is None else Path(root).expanduser()
     try:
         find_layout(name, base)

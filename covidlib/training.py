@@ -19,13 +19,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import random
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
@@ -35,26 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from covidlib.compat import quiet_fastai_import
 from covidlib.fileio import atomic_path, atomic_write_text
 from covidlib.metrics import binary_metrics
-
-
-@contextlib.contextmanager
-def quiet_fastai_import() -> Iterator[None]:
-    """Hide two known, harmless warnings that importing fastai 2.8 prints.
-
-    fastai decorates helpers with ``torch.jit.script`` (deprecated in recent torch) and
-    sets a pandas option that pandas 3 deprecates; neither affects training.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
-        )
-        warnings.filterwarnings(
-            "ignore", message=r"The 'mode\.chained_assignment' option is deprecated"
-        )
-        yield
-
 
 with quiet_fastai_import():
     from fastai.callback.core import Callback, CancelValidException
@@ -123,8 +104,11 @@ class TrainConfig:
         epochs: training epochs per fold (paper: 100).
         batch_size: images per batch (paper: 32).
         lr: initial learning rate (paper: 3e-4).
-        lr_steps: ``(epoch, lr)`` pairs of the step schedule, given for ``schedule_epochs``.
+        lr_steps: ``(epoch, lr)`` pairs of the step schedule, given for ``schedule_epochs``
+            and ``schedule_lr``.
         schedule_epochs: the epoch count ``lr_steps`` refers to; other epoch counts scale.
+        schedule_lr: the initial rate ``lr_steps`` refers to; another ``lr`` scales every
+            step by ``lr / schedule_lr`` (the schedule keeps its shape).
         optimizer: a key of :data:`OPTIMIZERS` (paper: ``"lamb"``).
         weight_decay: weight decay handed to the optimizer (paper: 1).
         betas: Adam/LAMB moment coefficients.
@@ -150,6 +134,7 @@ class TrainConfig:
     lr: float = 3e-4
     lr_steps: tuple[tuple[int, float], ...] = ((50, 1e-4), (70, 3e-5), (80, 1e-5), (90, 3e-6))
     schedule_epochs: int = 100
+    schedule_lr: float = 3e-4
     optimizer: str = "lamb"
     weight_decay: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -188,12 +173,12 @@ class TrainConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile | None = None, **overrides: Any) -> TrainConfig:
-        """Return the paper's config with the profile's epochs, batch size and canvas scale.
+        """Return the paper's config with the profile's epochs, lr, batch size and canvas scale.
 
         Example:
             >>> from covidlib.config import get_profile
             >>> TrainConfig.from_profile(get_profile("quick"), seed=3).epochs
-            2
+            6
         """
         if profile is None:
             from covidlib.config import get_profile
@@ -201,6 +186,7 @@ class TrainConfig:
             profile = get_profile()
         values: dict[str, Any] = {
             "epochs": profile.epochs,
+            "lr": profile.lr,
             "batch_size": profile.batch_size,
             "canvas_scale": profile.canvas_scale,
             "device": profile.device,
@@ -229,14 +215,20 @@ class TrainConfig:
         """Return the learning rate of epoch ``epoch`` (0-based) of :attr:`epochs`.
 
         Epoch ``e`` of ``E`` uses the paper's rate at epoch ``e * schedule_epochs / E``;
-        integer arithmetic keeps the comparison exact.
+        integer arithmetic keeps the comparison exact. Step rates scale with
+        ``lr / schedule_lr`` (exactly the paper's values at the paper's ``lr``).
+
+        Example:
+            >>> TrainConfig(epochs=2, lr=3e-3).lr_schedule()
+            [0.003, 0.001]
         """
         if not 0 <= epoch < self.epochs:
             raise ValueError(f"epoch {epoch} is outside 0..{self.epochs - 1}.")
+        scale = 1.0 if self.lr == self.schedule_lr else self.lr / self.schedule_lr
         rate = self.lr
         for milestone, value in sorted(self.lr_steps):
             if epoch * self.schedule_epochs >= milestone * self.epochs:
-                rate = value
+                rate = float(f"{value * scale:.12g}")  # no 0.0010000000000000002
         return rate
 
     def lr_schedule(self) -> list[float]:

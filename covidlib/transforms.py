@@ -155,7 +155,9 @@ class Placement:
 
 
 def _as_float(value: Any) -> Any:
-    return float(value) if np.isscalar(value) else np.asarray(value, dtype=np.float64)
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    return np.asarray(value, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def _resize(image: ImageT, new_size: tuple[int, int], resample: Resample) -> Ima
         )
         if not float_input and out.dtype != tensor.dtype:
             out = out.round().clamp(0, 255).to(tensor.dtype)
-    return out.bool() if is_bool else out  # type: ignore[return-value]
+    return out.bool() if is_bool else out
 
 
 def _place(image: ImageT, placement: Placement, fill: Any, resample: Resample) -> ImageT:
@@ -294,21 +296,21 @@ def _place(image: ImageT, placement: Placement, fill: Any, resample: Resample) -
     if isinstance(resized, Image.Image):
         canvas = Image.new(resized.mode, (width, height), _pil_fill(resized, fill))
         canvas.paste(resized.crop((src_left, src_top, src_right, src_bottom)), (left, top))
-        return canvas  # type: ignore[return-value]
+        return canvas
     if isinstance(resized, np.ndarray):
         canvas_np = np.empty((height, width) + resized.shape[2:], dtype=resized.dtype)
         canvas_np[...] = (
             np.asarray(fill, dtype=resized.dtype) if resized.dtype != bool else bool(fill)
         )
         canvas_np[top:bottom, left:right] = resized[src_top:src_bottom, src_left:src_right]
-        return canvas_np  # type: ignore[return-value]
+        return canvas_np
     canvas_t = torch.empty(resized.shape[:-2] + (height, width), dtype=resized.dtype)
     fill_t = torch.as_tensor(fill, dtype=resized.dtype)
     if fill_t.ndim == 1 and resized.ndim >= 3:  # one value per channel
         fill_t = fill_t[:, None, None]
     canvas_t[...] = fill_t
     canvas_t[..., top:bottom, left:right] = resized[..., src_top:src_bottom, src_left:src_right]
-    return canvas_t  # type: ignore[return-value]
+    return canvas_t
 
 
 def _pil_fill(image: Image.Image, fill: Any) -> Any:
@@ -432,12 +434,12 @@ def to_rgb(image: ImageT) -> ImageT:
         torch.Size([2, 3, 4, 4])
     """
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("L").convert("RGB")  # type: ignore[return-value]
+        return image if image.mode == "RGB" else image.convert("L").convert("RGB")
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 3:
             return image
         gray = image if image.ndim == 2 else image[..., 0]
-        return np.repeat(gray[..., None], 3, axis=2)  # type: ignore[return-value]
+        return np.repeat(gray[..., None], 3, axis=2)
     if isinstance(image, torch.Tensor):
         if image.ndim == 2:
             return image.expand(3, *image.shape)

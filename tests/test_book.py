@@ -74,5 +74,7 @@ def test_notebook_is_stripped_and_starts_with_the_colab_cell(notebook: Path) -> 
     assert '"google.colab" in sys.modules' in source
     assert CONFIG["repository"]["url"] in source, "the install URL must match _config.yml"
     assert data["metadata"]["kernelspec"]["name"] == "python3"
-    titles = [c for c in cells if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# ")]
+    titles = [
+        c for c in cells if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# ")
+    ]
     assert titles, f"{notebook.name} has no '# title' markdown cell"

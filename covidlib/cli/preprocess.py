@@ -8,13 +8,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 from pathlib import Path
 from typing import Any
-
-PAPER_TABLE1 = Path(__file__).resolve().parents[1] / "tables" / "paper_table1.csv"
 
 
 def register(subparsers: Any) -> None:
@@ -60,37 +57,15 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def table1_canvases() -> dict[str, tuple[int, int]]:
-    """The paper's custom input size per model (Table 1), keyed by lower-case paper name."""
-    with open(PAPER_TABLE1, newline="", encoding="utf-8") as handle:
-        return {
-            row["model"].lower(): parse_size(row["custom_input_wxh"])
-            for row in csv.DictReader(handle)
-        }
-
-
 def model_canvas(name: str) -> tuple[int, int]:
-    """Custom input (width, height) of a model: the model registry, else Table 1.
-
-    Names are case-insensitive; registry keys (``resnet18``) and the paper's names
-    (``ResNet18``) both work.
-    """
+    """Custom input (width, height) of a registry model (``resnet18`` or ``ResNet18``)."""
     from covidlib.cli import CommandError
+    from covidlib.models import get_spec
 
     try:
-        from covidlib.models import get_spec
-    except ImportError:
-        get_spec = None
-    if get_spec is not None:
-        for candidate in (name, name.lower()):
-            try:
-                return tuple(get_spec(candidate).custom_input)  # type: ignore[return-value]
-            except (KeyError, ValueError):
-                continue
-    canvases = table1_canvases()
-    if name.lower() in canvases:
-        return canvases[name.lower()]
-    raise CommandError(f"unknown model {name!r}; choose one of {sorted(canvases)}")
+        return get_spec(name).custom_input
+    except KeyError as error:
+        raise CommandError(str(error.args[0])) from error
 
 
 def run(args: argparse.Namespace) -> int:
