@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -42,29 +42,6 @@ NAIVE_WORKERS = 2
 NAIVE_BATCHES = 6  # timed batches after one warm-up batch
 CACHED_BATCHES = 12
 TRAIN_STEPS = 2  # timed ResNet18 steps after one warm-up step (first dataset only)
-
-
-def machine() -> dict[str, Any]:
-    """Describe the machine (CPU model, cores, torch, GPU)."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def real_images() -> pd.DataFrame | None:
@@ -229,7 +206,7 @@ def main() -> int:
     os.environ.setdefault("COVIDLIB_PROGRESS", "0")
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    info = machine()
+    info = describe_machine()
     print("machine:", json.dumps(info))
     print("note: the machine is shared; absolute numbers are noisy, ratios are side by side.")
     results: dict[str, Any] = {"machine": info, "canvas": list(CANVAS), "batch_size": BATCH}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
+from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
+
 from covidlib.models import create_model, get_spec  # noqa: E402
 from covidlib.training import TrainConfig, train_fold  # noqa: E402
 
@@ -46,30 +47,6 @@ TARGET_RATIO = 1.10
 # Images per dataset (paper, section 5.1) and the protocol of the full reproduction.
 DATASET_IMAGES = {"sars-cov-2-ct": 2482, "covid19-ct": 746}
 N_MODELS, N_FOLDS, N_EPOCHS = 12, 5, 100
-
-
-def describe_machine(device: torch.device) -> dict[str, Any]:
-    """Return CPU model, cores, load, torch threads/versions and the GPU name when used."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def make_batches(

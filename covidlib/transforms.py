@@ -472,8 +472,14 @@ def normalize_batch(batch: torch.Tensor) -> torch.Tensor:
         >>> x.shape, round(float(x[0, 0, 0, 0]), 3)
         (torch.Size([2, 3, 4, 4]), -2.118)
     """
-    rgb = to_rgb(to_float(batch))
-    return TF.normalize(rgb.contiguous(), list(IMAGENET_MEAN), list(IMAGENET_STD))
+    x = to_float(batch)
+    if x.ndim < 3 or x.shape[-3] not in (1, 3):
+        raise ValueError(f"expected (...)x1xHxW or (...)x3xHxW, got {tuple(x.shape)}")
+    # One fused pass: (x - mean) / std == x * (1 / std) - mean / std, and broadcasting a
+    # grayscale channel against the three statistics makes the RGB copy for free.
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device)[:, None, None]
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device)[:, None, None]
+    return torch.addcmul(-mean / std, x, 1.0 / std)
 
 
 def denormalize_batch(batch: torch.Tensor) -> torch.Tensor:
