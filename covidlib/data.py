@@ -421,28 +421,16 @@ def fold_dataloaders(
     target = resolve_device(device)
     cache = letterbox_cache(images, canvas, num_workers=num_workers)
     labels = images["label"].to_numpy(dtype=np.float32)
-    loader = CachedDataLoader
     pin = target.type == "cuda"
+
+    def loader(rows: np.ndarray, tfm: AugmentConfig | None, shuffle: bool, drop: bool) -> Any:
+        return CachedDataLoader(
+            CachedImages(cache.pixels, labels, rows), augment=tfm, seed=seed, bs=batch_size,
+            shuffle=shuffle, drop_last=drop, pin_memory=pin, device=target,
+        )
+
     # BatchNorm cannot train on a batch of one image: drop only such a trailing batch.
     drop_last = len(train) % batch_size == 1 and len(train) > 1
-    train_dl = loader(
-        CachedImages(cache.pixels, labels, train),
-        augment=augment,
-        seed=seed,
-        bs=batch_size,
-        shuffle=True,
-        drop_last=drop_last,
-        pin_memory=pin,
-        device=target,
-    )
-    valid_dl = loader(
-        CachedImages(cache.pixels, labels, test),
-        augment=None,
-        seed=seed,
-        bs=batch_size,
-        shuffle=False,
-        drop_last=False,
-        pin_memory=pin,
-        device=target,
-    )
+    train_dl = loader(train, augment, shuffle=True, drop=drop_last)
+    valid_dl = loader(test, None, shuffle=False, drop=False)
     return DataLoaders(train_dl, valid_dl, device=target)
