@@ -37,6 +37,8 @@ class Profile:
         dataset: dataset registry name the chapters use by default.
         phantom_size: number of phantom images generated when ``dataset`` is the phantom.
         phantom_difficulty: the phantom generator's difficulty knob in [0, 1].
+        demo_images_per_class: size of the class-balanced sample the architecture chapters
+            fine-tune on; ``None`` uses every image.
         canvas_scale: factor applied to each model's custom canvas (Table 1); 1.0 is the paper.
         epochs: training epochs per fold.
         lr: initial learning rate of the step schedule (the paper's 3e-4 suits ImageNet
@@ -56,6 +58,7 @@ class Profile:
     batch_size: int
     pretrained: bool
     phantom_difficulty: float = 0.5
+    demo_images_per_class: int | None = None
     folds: int = 5
     device: str = "auto"
 
@@ -84,6 +87,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=16,
         pretrained=False,
         phantom_difficulty=0.2,
+        demo_images_per_class=16,
     ),
     "full": Profile(
         name="full",

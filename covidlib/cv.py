@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from fastai.callback.core import Callback
 
     from covidlib.config import Profile
-    from covidlib.training import TrainConfig
+    from covidlib.training import FoldResult, TrainConfig
 
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
 # Never in a test fold: the training part of an official split.
@@ -316,6 +316,42 @@ def collect_run(
         metrics,
         pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=columns),
         pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
+    )
+
+
+def fit_first_fold(
+    model_name: str, images: pd.DataFrame, profile: Profile | None = None, *, seed: int = 0
+) -> FoldResult:
+    """Fine-tune a model on fold 0 of the profile's stratified folds (for the chapters).
+
+    The profile decides everything: its training settings, its initial weights and, through
+    ``demo_images_per_class``, whether a class-balanced sample or every image is used.
+
+    Args:
+        model_name: a key of :func:`covidlib.models.list_models`.
+        images: a dataset table (``DatasetIndex.images``).
+        profile: run profile; ``None`` reads ``COVIDLIB_PROFILE``.
+        seed: seed of the sample, the folds and the training.
+
+    Example:
+        >>> result = fit_first_fold("resnet18", images)  # doctest: +SKIP
+        >>> sorted(result.metrics)  # doctest: +SKIP
+        ['accuracy', 'f1', 'precision', 'recall', 'specificity']
+    """
+    from covidlib.config import get_profile
+    from covidlib.training import TrainConfig, fit_fold
+
+    profile = profile or get_profile()
+    sample = images
+    per_class = profile.demo_images_per_class
+    if per_class is not None:
+        per_class = min(per_class, int(images["label"].value_counts().min()))
+        sample = images.groupby("label").sample(n=per_class, random_state=seed)
+    sample = sample.reset_index(drop=True)
+    train_rows, test_rows = fold_rows(assign_folds(sample, n_folds=profile.folds, seed=seed), 0)
+    config = TrainConfig.from_profile(profile, seed=seed)
+    return fit_fold(
+        model_name, sample, train_rows, test_rows, config, pretrained=profile.pretrained
     )
 
 

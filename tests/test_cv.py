@@ -190,3 +190,20 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     run_cv("phantom", "squeezenet", root=phantom_root, profile=get_profile("quick"),
            out=tmp_path / "b", config=config, log=messages.append)
     assert sum("skipped" in m for m in messages) == 5
+
+
+@pytest.mark.parametrize(("per_class", "n_test"), [(5, 2), (None, 6)])
+def test_fit_first_fold_follows_the_profile(
+    phantom_root: Path, per_class: int | None, n_test: int
+) -> None:
+    from covidlib.cv import fit_first_fold
+    from covidlib.datasets import index_dataset
+
+    images = index_dataset("phantom", phantom_root).require_clean()
+    profile = get_profile("quick").with_overrides(
+        epochs=1, canvas_scale=0.12, demo_images_per_class=per_class, device="cpu"
+    )
+    result = fit_first_fold("shufflenet", images, profile)
+    assert len(result.history) == 1
+    assert len(result.predictions) == n_test
+    assert result.predictions["label"].nunique() == 2
