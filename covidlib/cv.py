@@ -21,11 +21,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,21 +265,6 @@ def _dig(data: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-@contextlib.contextmanager
-def _profile_environment(name: str) -> Iterator[None]:
-    from covidlib.config import PROFILE_ENV
-
-    previous = os.environ.get(PROFILE_ENV)
-    os.environ[PROFILE_ENV] = name
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(PROFILE_ENV, None)
-        else:
-            os.environ[PROFILE_ENV] = previous
-
-
 def _fold_dir(run_dir: Path, fold: int) -> Path:
     return run_dir / f"fold-{fold}"
 
@@ -408,8 +391,7 @@ def run_cv(
     pretrained = profile.pretrained if pretrained is None else pretrained
     if split not in SPLIT_STRATEGIES:
         raise ValueError(f"Unknown split {split!r}; choose one of {SPLIT_STRATEGIES}.")
-    with _profile_environment(profile.name):  # the phantom's size comes from the profile
-        dataset_root = ensure_dataset(dataset, root)
+    dataset_root = ensure_dataset(dataset, root, profile)
     index = index_dataset(dataset, dataset_root)
     images = index.require_clean(skip_problems).reset_index(drop=True)
     runs_root = Path(out) if out is not None else Path("runs")

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covidlib.config import data_dir, get_profile
+from covidlib.config import Profile, data_dir, get_profile
 from covidlib.fileio import sha256_file
 from covidlib.io import ImageLoadError, load_grayscale, probe_image
 
@@ -796,12 +796,15 @@ def index_dataset(
 # --------------------------------------------------------------------------- ensure / download
 
 
-def ensure_dataset(name: str, root: str | Path | None = None) -> Path:
+def ensure_dataset(
+    name: str, root: str | Path | None = None, profile: Profile | None = None
+) -> Path:
     """Return a dataset's root folder, ready to index.
 
-    The phantom is generated into ``data_dir()/"phantom"`` (size from the profile) when
-    missing or stale. A real dataset must already be there (class folders, or the
-    repository's zips, which are extracted); otherwise this says how to download it.
+    The phantom is generated into ``data_dir()/"phantom"`` (size and difficulty from
+    ``profile``, by default the one ``COVIDLIB_PROFILE`` selects) when missing or stale.
+    A real dataset must already be there (class folders, or the repository's zips, which
+    are extracted); otherwise this says how to download it.
 
     Raises:
         FileNotFoundError: a real dataset is not there (the message says how to get it).
@@ -815,7 +818,7 @@ def ensure_dataset(name: str, root: str | Path | None = None) -> Path:
     if spec.source == "generated" and root is None:
         from covidlib.phantom import generate_phantom
 
-        profile = get_profile()
+        profile = profile or get_profile()
         # overwrite=True: a phantom of another profile (size, difficulty) is stale, not data.
         return Path(
             generate_phantom(
