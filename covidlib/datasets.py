@@ -505,9 +505,17 @@ def _read_patient_ids(spec: DatasetSpec, root: Path) -> dict[str, str]:
     meta = spec.metadata
     if meta is None or not (root / meta.relpath).is_file():
         return {}
-    table = pd.read_excel(
-        root / meta.relpath, sheet_name=meta.sheet, usecols=[meta.file_column, meta.group_column]
-    ).dropna()
+    path = root / meta.relpath
+    try:
+        table = pd.read_excel(
+            path, sheet_name=meta.sheet, usecols=[meta.file_column, meta.group_column]
+        ).dropna()
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise DatasetLayoutError(
+            f"cannot read patient IDs from {path} (sheet {meta.sheet!r}, columns "
+            f"{meta.file_column!r} and {meta.group_column!r}): {error}. Replace the file with "
+            f"the dataset's original, or remove it to group images by file name instead."
+        ) from None
     names = table[meta.file_column].astype(str).str.strip()
     names = names.where(names.str.lower().str.endswith(meta.suffix), names + meta.suffix)
     patients = table[meta.group_column].astype(str).str.strip()

@@ -213,7 +213,7 @@ def _finish(spec: DatasetSpec, tmp: Path, root: Path) -> Path:
     """Validate the temporary folder and rename it onto ``root``."""
     _validate(spec, tmp)
     if root.is_dir():
-        root.rmdir()  # only an empty folder gets here (see _already_there)
+        shutil.rmtree(root)  # holds nothing but ignored names (see _already_there)
     os.replace(tmp, root)
     return root
 
@@ -315,9 +315,20 @@ def download_dataset(
     target = (default_root(name) if root is None else Path(root)).expanduser().absolute()
     if spec.source == "generated":
         from covidlib.config import get_profile
-        from covidlib.phantom import generate_phantom
+        from covidlib.phantom import PhantomExistsError, generate_phantom
 
-        return Path(generate_phantom(target, n=get_profile().phantom_size))
+        profile = get_profile()
+        try:  # the same phantom ensure_dataset makes; the default folder is a cache
+            return Path(
+                generate_phantom(
+                    target,
+                    n=profile.phantom_size,
+                    difficulty=profile.phantom_difficulty,
+                    overwrite=root is None,
+                )
+            )
+        except PhantomExistsError as error:
+            raise DownloadError(str(error)) from None
     if _already_there(spec, target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageInfo", "ImageLoadError", "load_grayscale", "probe_image"]
 
@@ -85,10 +85,14 @@ def _open_decoded(path: Path) -> Image.Image:
         raise ImageLoadError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # A truncated or corrupt file must fail loudly, not warn.
+            # A huge image (decompression bomb) must fail loudly, not warn.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
-            image.load()
+            try:
+                image.load()
+            except BaseException:
+                image.close()  # a bad file must not leak its descriptor
+                raise
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -101,13 +105,16 @@ def _open_decoded(path: Path) -> Image.Image:
     return image
 
 
+def _exif_orientation(image: Image.Image) -> int:
+    """Return the EXIF orientation tag (1 = upright) of any format that carries one."""
+    return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+
+
 def _exif_transposed(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag, if any (JPEGs from phones and some scanners)."""
-    if image.format in {"JPEG", "MPO", "TIFF", "WEBP", "PNG"}:
-        rotated = ImageOps.exif_transpose(image)
-        if rotated is not None:
-            return rotated
-    return image
+    if _exif_orientation(image) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _scale_to_uint8(image: Image.Image) -> Image.Image:
@@ -190,8 +197,7 @@ def probe_image(path: str | Path) -> ImageInfo:
     image = _open_decoded(source)
     try:
         width, height = image.size
-        orientation = image.getexif().get(0x0112, 1) if image.format == "JPEG" else 1
-        if orientation in {5, 6, 7, 8}:
+        if _exif_orientation(image) in {5, 6, 7, 8}:  # rotated by 90 degrees
             width, height = height, width
         return ImageInfo(width, height, image.mode, str(image.format))
     finally:

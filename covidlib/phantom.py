@@ -804,10 +804,12 @@ def _move_into_place(tmp: Path, out: Path, n: int, seed: int, difficulty: float)
     except OSError:
         # Another process may have finished the same phantom first: that is fine.
         if not is_current(out, n, seed, difficulty):
+            if old is not None and not out.exists():
+                os.replace(old, out)  # keep the old phantom rather than nothing
+                old = None
             raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_phantom(root: Path, n: int, seed: int, difficulty: float) -> None:

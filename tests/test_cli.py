@@ -35,3 +35,13 @@ def test_module_entry_point_runs() -> None:
         [sys.executable, "-m", "covidlib", "--help"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "COMMAND" in done.stdout
+
+
+def test_library_errors_become_one_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "CT_COVID").mkdir()
+    (tmp_path / "CT_NonCOVID").mkdir()
+    (tmp_path / "COVID-CT-MetaInfo.xlsx").write_text("not a spreadsheet")
+    code = main(["datasets", "index", "covid19-ct", "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and "COVID-CT-MetaInfo.xlsx" in err

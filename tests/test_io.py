@@ -131,3 +131,12 @@ def test_result_is_detached_from_file(tmp_path: Path) -> None:
     image = load_grayscale(path)
     path.unlink()
     assert image.getpixel((0, 0)) == 9
+
+
+def test_probe_and_load_agree_on_an_exif_rotated_png(tmp_path: Path) -> None:
+    image = Image.new("L", (40, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise
+    image.save(tmp_path / "rotated.png", exif=exif)
+    info = probe_image(tmp_path / "rotated.png")
+    assert (info.width, info.height) == load_grayscale(tmp_path / "rotated.png").size == (10, 40)

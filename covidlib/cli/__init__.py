@@ -58,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"covidlib {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except (ValueError, OSError) as error:
+        # covidlib's errors (bad layout, unreadable file, bad value...) name the file or value
+        # and what to do; a user of the command line needs that line, not a traceback.
+        print(f"covidlib {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
