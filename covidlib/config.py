@@ -21,7 +21,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 PROFILE_ENV = "COVIDLIB_PROFILE"
 DATA_ENV = "COVIDLIB_DATA"
@@ -162,3 +165,24 @@ def progress_enabled() -> bool:
     if value is not None:
         return value.strip().lower() not in {"0", "false", "no", "off", ""}
     return not os.environ.get("CI")
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Return the torch device for ``"auto"``/``None`` (CUDA when available, else CPU),
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
+
+    Raises:
+        ValueError: CUDA was asked for on a machine without it.
+
+    Example:
+        >>> resolve_device("cpu").type
+        'cpu'
+    """
+    import torch
+
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available; use 'cpu'.")
+    return device

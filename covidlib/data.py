@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from covidlib.compat import quiet_fastai_import
+from covidlib.config import resolve_device
 
 with quiet_fastai_import():
     from fastai.data.core import DataLoaders
@@ -43,6 +44,8 @@ with quiet_fastai_import():
 
 from covidlib.transforms import (
     DEFAULT_AUGMENT,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     RESIZE_MODES,
     AugmentConfig,
     BatchTransform,
@@ -85,9 +88,14 @@ def _paths_of(images: pd.DataFrame | Sequence[str | Path], column: str) -> list[
     return [str(path) for path in images]
 
 
-def _cache_key(paths: Sequence[str | None], canvas: tuple[int, int], mode: str, fill: int) -> str:
+def _cache_key(
+    paths: Sequence[str | None], canvas: tuple[int, int], mode: str, fill: int, resample: str
+) -> str:
     digest = hashlib.sha256()
-    header = {"version": CACHE_VERSION, "canvas": list(canvas), "mode": mode, "fill": fill}
+    header = {
+        "version": CACHE_VERSION, "canvas": list(canvas), "mode": mode, "fill": fill,
+        "resample": resample,
+    }
     digest.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         if path is None:
@@ -197,7 +205,7 @@ def letterbox_cache(
     if not paths:
         raise ValueError("cannot build a letterbox cache from zero images")
     width, height = canvas
-    key = _cache_key(paths, canvas, mode, fill) + ("-nearest" if resample == "nearest" else "")
+    key = _cache_key(paths, canvas, mode, fill, resample)
     name = dataset or _dataset_name(paths)
     folder = Path(cache_dir) if cache_dir is not None else data_dir() / "cache"
     file = folder / f"{name}-{column}-{mode}-{width}x{height}-{key}.npy"
@@ -311,11 +319,13 @@ class CachedDataLoader(DataLoader):
         dataset: CachedImages | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         **kwargs: Any,
     ) -> None:
         super().__init__(dataset, **kwargs)
         self.augment, self.seed = augment, seed
-        self.batch_tfm = BatchTransform(augment, seed=seed)
+        self.batch_tfm = BatchTransform(augment, seed=seed, mean=mean, std=std)
         self.rng = random.Random(seed)
 
     def create_item(self, s: int) -> int:
@@ -352,14 +362,9 @@ class CachedDataLoader(DataLoader):
         """Copy with changes (fastai uses it for ``get_preds``); keeps augment and seed."""
         kwargs.setdefault("augment", self.augment)
         kwargs.setdefault("seed", self.seed)
+        kwargs.setdefault("mean", self.batch_tfm.mean)
+        kwargs.setdefault("std", self.batch_tfm.std)
         return super().new(dataset=dataset, cls=cls, **kwargs)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _rows(rows: Any, n: int, name: str) -> np.ndarray:
@@ -386,6 +391,8 @@ def fold_dataloaders(
     seed: int = 0,
     device: str | torch.device | None = None,
     num_workers: int = 0,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> DataLoaders:
     """fastai ``DataLoaders`` for one fold: ``train`` shuffled and augmented, ``valid`` = test.
 
@@ -403,10 +410,12 @@ def fold_dataloaders(
         device: ``None``/``"auto"`` = CUDA when available, else CPU.
         num_workers: threads that decode images while the cache is built (epochs decode
             nothing, so the loaders themselves need no workers).
+        mean: per-channel mean of the model's pretrained weights (default ImageNet's).
+        std: per-channel std of the model's pretrained weights (default ImageNet's).
 
     Returns:
         ``fastai.data.core.DataLoaders``; batches ``(x, y)`` with x float32 Bx3xHxW
-        ImageNet-normalized and y float32 B (1.0 = COVID), both on ``device``.
+        normalized with ``mean``/``std`` and y float32 B (1.0 = COVID), both on ``device``.
 
     Example:
         dls = fold_dataloaders(images, range(160), range(160, 200), (140, 101), 16)
@@ -425,8 +434,9 @@ def fold_dataloaders(
 
     def loader(rows: np.ndarray, tfm: AugmentConfig | None, shuffle: bool, drop: bool) -> Any:
         return CachedDataLoader(
-            CachedImages(cache.pixels, labels, rows), augment=tfm, seed=seed, bs=batch_size,
-            shuffle=shuffle, drop_last=drop, pin_memory=pin, device=target,
+            CachedImages(cache.pixels, labels, rows), augment=tfm, seed=seed, mean=mean,
+            std=std, bs=batch_size, shuffle=shuffle, drop_last=drop, pin_memory=pin,
+            device=target,
         )
 
     # BatchNorm cannot train on a batch of one image: drop only such a trailing batch.

@@ -144,6 +144,27 @@ class ModelSpec:
         """The library's full name of the ImageNet weights, e.g. ``"resnet18.tv_in1k"``."""
         return f"{self.constructor}.{self.weights_tag}"
 
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel (mean, std) the ImageNet weights expect, from the library's config.
+
+        timm's configs give 0.5/0.5 for InceptionV3 (``tv_in1k``) and Xception
+        (``tf_in1k``); the torchvision models use ImageNet's statistics.
+
+        Example:
+            >>> get_spec("xception").normalization
+            ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        """
+        if self.library == "timm":
+            import timm
+
+            config = timm.models.get_pretrained_cfg(self.weights_name)
+            if config is not None:
+                return tuple(config.mean), tuple(config.std)
+        from covidlib.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as a plain dictionary (sizes as ``[width, height]`` lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+PREDICT_BATCH = 32  # images per forward pass in predict_images
+
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """Return ``config.json`` of a run folder.
@@ -83,6 +85,7 @@ def predict_images(
         ``attrs["folds"]`` lists the models used.
     """
     from covidlib.data import letterbox_cache
+    from covidlib.models import get_spec
     from covidlib.transforms import BatchTransform
 
     config = read_run_config(run_dir)
@@ -92,12 +95,18 @@ def predict_images(
     canvas = (int(config["canvas"][0]), int(config["canvas"][1]))
     files = [str(Path(p).resolve()) for p in paths]
     cache = letterbox_cache(files, canvas, persist=False)
-    batch = BatchTransform(None)(torch.from_numpy(np.asarray(cache.pixels))[:, None])
+    mean, std = get_spec(config["model"]).normalization
+    normalize = BatchTransform(None, mean=mean, std=std)
     probabilities = np.zeros(len(files))
     with torch.inference_mode():
         for k in folds:
-            logits = load_fold_model(run_dir, k)(batch)
-            probabilities += torch.sigmoid(logits.float()).reshape(-1).numpy() / len(folds)
+            model = load_fold_model(run_dir, k)
+            for start in range(0, len(files), PREDICT_BATCH):  # bounded memory for many files
+                pixels = np.asarray(cache.pixels[start : start + PREDICT_BATCH])
+                logits = model(normalize(torch.from_numpy(pixels)[:, None]))
+                probabilities[start : start + len(pixels)] += (
+                    torch.sigmoid(logits.float()).reshape(-1).numpy() / len(folds)
+                )
     labels = (probabilities >= threshold).astype(int)
     table = pd.DataFrame(
         {

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import time
@@ -34,6 +33,7 @@ import pandas as pd
 import torch
 
 from covidlib.compat import quiet_fastai_import
+from covidlib.config import resolve_device
 from covidlib.fileio import atomic_path, atomic_write_text
 from covidlib.metrics import binary_metrics
 
@@ -166,6 +166,10 @@ class TrainConfig:
             problems.append(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
         if self.fold_model not in FOLD_MODEL_CHOICES:
             problems.append(f"fold_model {self.fold_model!r} is not one of {FOLD_MODEL_CHOICES}")
+        if self.schedule_epochs < 1:
+            problems.append(f"schedule_epochs must be >= 1 (got {self.schedule_epochs})")
+        if self.schedule_lr <= 0:
+            problems.append(f"schedule_lr must be > 0 (got {self.schedule_lr})")
         if self.canvas_scale <= 0:
             problems.append(f"canvas_scale must be > 0 (got {self.canvas_scale})")
         if problems:
@@ -234,21 +238,6 @@ class TrainConfig:
     def lr_schedule(self) -> list[float]:
         """Return the learning rate of every epoch."""
         return [self.lr_at(epoch) for epoch in range(self.epochs)]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """Return the torch device for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-
-    Example:
-        >>> resolve_device("cpu").type
-        'cpu'
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available; use 'cpu'.")
-    return device
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -396,10 +385,8 @@ class EpochCheckpoint(Callback):
 
 
 def _torch_save_atomic(obj: Any, path: Path) -> Path:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    with atomic_path(path) as tmp:  # the temp name keeps the suffix torch.save looks at
+        torch.save(obj, tmp)
     return path
 
 
@@ -585,13 +572,19 @@ def train_fold(
     """
     config = config or TrainConfig()
     folder = Path(fold_dir) if fold_dir is not None else None
+    if config.fold_model != "last" and folder is None:
+        raise ValueError(
+            f"fold_model={config.fold_model!r} keeps the best epoch's weights in the fold "
+            "folder: pass fold_dir (run_cv does), or use fold_model='last'."
+        )
     learner = make_learner(model, dls, config)
     learner.create_opt()
     history: list[dict[str, Any]] = []
     start_epoch = 0
     checkpoint = folder / CHECKPOINT_FILE if folder is not None else None
     if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, map_location=resolve_device(config.device))
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = load_checkpoint(checkpoint, map_location="cpu")
         learner.model.load_state_dict(state["model"])
         learner.opt.load_state_dict(state["optimizer"])
         _restore_rng_states(state["rng"])
@@ -702,7 +695,7 @@ def fit_fold(
         ... # doctest: +SKIP
     """
     from covidlib.data import fold_dataloaders
-    from covidlib.models import create_model
+    from covidlib.models import create_model, get_spec
 
     config = config or TrainConfig()
     train_rows = np.asarray(train_rows, dtype=int)
@@ -719,9 +712,11 @@ def fit_fold(
 
         augment = AugmentConfig()
     device = resolve_device(config.device)
+    mean, std = get_spec(model_name).normalization
     dls = fold_dataloaders(
         images, train_rows, test_rows, canvas, config.batch_size, augment=augment,
         seed=derive_seed(config.seed, fold), device=device, num_workers=config.num_workers,
+        mean=mean, std=std,
     )
     test_table = images.iloc[test_rows]
     return train_fold(

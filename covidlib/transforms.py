@@ -462,8 +462,15 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
     return batch.to(torch.float32)
 
 
-def normalize_batch(batch: torch.Tensor) -> torch.Tensor:
-    """Grayscale/RGB uint8 or [0, 1] float (...)xCxHxW -> float32 3-channel ImageNet-normalized.
+def normalize_batch(
+    batch: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Grayscale/RGB uint8 or [0, 1] float (...)xCxHxW -> float32 3-channel normalized.
+
+    ``mean``/``std`` default to ImageNet's; each pretrained model has its own (see
+    :attr:`covidlib.models.ModelSpec.normalization`: 0.5 for InceptionV3 and Xception).
 
     This is the whole evaluation transform after the letterbox: deterministic.
 
@@ -477,9 +484,9 @@ def normalize_batch(batch: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected (...)x1xHxW or (...)x3xHxW, got {tuple(x.shape)}")
     # One fused pass: (x - mean) / std == x * (1 / std) - mean / std, and broadcasting a
     # grayscale channel against the three statistics makes the RGB copy for free.
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device)[:, None, None]
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device)[:, None, None]
-    return torch.addcmul(-mean / std, x, 1.0 / std)
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=x.device)[:, None, None]
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=x.device)[:, None, None]
+    return torch.addcmul(-mean_t / std_t, x, 1.0 / std_t)
 
 
 def denormalize_batch(batch: torch.Tensor) -> torch.Tensor:
@@ -740,15 +747,25 @@ class BatchTransform:
         True
     """
 
-    def __init__(self, augment: AugmentConfig | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
         self.augment = augment
         self.seed = seed
+        self.mean, self.std = tuple(mean), tuple(std)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.augment is None:
-            return normalize_batch(batch)
-        return normalize_batch(augment_float(to_float(batch), self.augment, self.generator))
+        if self.augment is not None:
+            batch = augment_float(to_float(batch), self.augment, self.generator)
+        return normalize_batch(batch, self.mean, self.std)
 
     def __repr__(self) -> str:
-        return f"BatchTransform(augment={self.augment!r}, seed={self.seed})"
+        return (
+            f"BatchTransform(augment={self.augment!r}, seed={self.seed}, mean={self.mean}, "
+            f"std={self.std})"
+        )

@@ -202,3 +202,16 @@ def test_augment_config_passes_through(images: pd.DataFrame) -> None:
     dls = fold_dataloaders(images, [0], [1], CANVAS, 1, augment=config, device="cpu")
     plain = fold_dataloaders(images, [0], [1], CANVAS, 1, augment=None, device="cpu")
     assert torch.equal(dls.train.one_batch()[0], plain.train.one_batch()[0].flip(-1))
+
+
+def test_fold_dataloaders_normalize_with_the_models_statistics(images: pd.DataFrame) -> None:
+    half = (0.5, 0.5, 0.5)
+    dls = fold_dataloaders(images, [0, 1, 2, 3], [5, 6], CANVAS, 2, device="cpu",
+                           mean=half, std=half)
+    cache = letterbox_cache(images, CANVAS)
+    pixels = torch.from_numpy(np.asarray(cache.pixels[[5, 6]]))[:, None]
+    x = torch.cat([b[0] for b in dls.valid])
+    assert torch.allclose(x, normalize_batch(pixels, half, half))
+    assert torch.allclose(x, pixels.float().div(255).sub(0.5).div(0.5).expand(-1, 3, -1, -1))
+    copy = dls.valid.new(shuffle=False)  # what fastai's get_preds builds
+    assert torch.allclose(torch.cat([b[0] for b in copy]), x)

@@ -286,3 +286,13 @@ def test_cli_text_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert "349x253" in out and "11.17" in out
     assert main(["models", "--names", "vgg16"]) == 2
     assert "densenet201" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "mean"),
+    [("inceptionv3", (0.5, 0.5, 0.5)), ("xception", (0.5, 0.5, 0.5)),
+     ("resnet18", (0.485, 0.456, 0.406)), ("squeezenet", (0.485, 0.456, 0.406))],
+)
+def test_normalization_follows_the_weights(name: str, mean: tuple[float, ...]) -> None:
+    got_mean, got_std = models.get_spec(name).normalization
+    assert got_mean == pytest.approx(mean) and len(got_std) == 3

@@ -230,3 +230,19 @@ def test_derive_seed_and_config_differences() -> None:
     assert derive_seed(0, 1, 2) != derive_seed(0, 1, 3)
     assert config_differences({"train": {"epochs": 1}}, {"train": {"epochs": 2}}) == [
         "train.epochs"]
+
+
+@pytest.mark.parametrize("changes", [{"schedule_lr": 0.0}, {"schedule_epochs": 0}])
+def test_bad_schedule_settings_are_refused(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        TrainConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_best_epoch_model_needs_a_fold_folder() -> None:
+    data = [(torch.randn(3, 4, 4), torch.tensor(1.0))] * 4
+    dls = DataLoaders(DataLoader(data, bs=2), DataLoader(data, bs=2))
+    table = pd.DataFrame({"path": [f"{i}.png" for i in range(4)], "label": [1] * 4})
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1))
+    config = TrainConfig(epochs=1, device="cpu", fold_model="lowest_train_loss")
+    with pytest.raises(ValueError, match="fold_dir"):
+        train_fold(model, dls, table, config)
