@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
@@ -519,19 +519,14 @@ class FoldResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def predict_probabilities(learner: Learner, loader: Iterable[Any]) -> np.ndarray:
-    """Return the COVID probability of every sample of ``loader``, in its order."""
-    model = learner.model
-    device = next(model.parameters()).device
-    use_amp = device.type == "cuda" and hasattr(learner, "mixed_precision")
-    model.eval()
-    outputs = []
-    with torch.inference_mode(), torch.autocast(device.type, enabled=use_amp):
-        for batch in loader:
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            logits = model(images.to(device))
-            outputs.append(torch.sigmoid(logits.float()).reshape(-1).cpu())
-    return torch.cat(outputs).numpy() if outputs else np.zeros(0, dtype=np.float32)
+def predict_probabilities(learner: Learner, loader: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (COVID probability, target) of every sample of ``loader``, in its order.
+
+    fastai's ``get_preds`` applies the loss's activation (a sigmoid for the one logit) and
+    the learner's callbacks (mixed precision, channels-last).
+    """
+    probabilities, targets = learner.get_preds(dl=loader)
+    return probabilities.float().reshape(-1).numpy(), targets.float().reshape(-1).numpy()
 
 
 def train_fold(
@@ -610,11 +605,13 @@ def train_fold(
     if config.fold_model == "lowest_train_loss" and folder is not None:
         best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
         learner.model.load_state_dict(best["model"])
-    probabilities = predict_probabilities(learner, dls.valid)
-    if len(probabilities) != len(test_table):
+    probabilities, targets = predict_probabilities(learner, dls.valid)
+    expected = test_table["label"].to_numpy(dtype=np.float32)
+    if len(targets) != len(expected) or not np.array_equal(targets, expected):
         raise ValueError(
-            f"dls.valid yielded {len(probabilities)} images but test_table has "
-            f"{len(test_table)} rows; the test loader must keep every test image in order."
+            f"dls.valid yielded {len(targets)} images whose labels do not match the "
+            f"{len(expected)} rows of the test table; the test loader must keep every test "
+            "image, in order."
         )
     predictions = pd.DataFrame(
         {
