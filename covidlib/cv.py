@@ -265,33 +265,21 @@ def _dig(data: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _fold_dir(run_dir: Path, fold: int) -> Path:
-    return run_dir / f"fold-{fold}"
-
-
-def _finished(run_dir: Path, fold: int) -> bool:
-    from covidlib.training import METRICS_FILE
-
-    return (_fold_dir(run_dir, fold) / METRICS_FILE).exists()
-
-
 def collect_run(
     run_dir: str | Path,
 ) -> tuple[dict[int, dict[str, float]], pd.DataFrame, pd.DataFrame]:
     """Return (metrics per finished fold, predictions, epoch logs) read from a run folder."""
+    from covidlib.runs import finished_folds, fold_dir
     from covidlib.training import EPOCH_LOG_FILE, METRICS_FILE, PREDICTIONS_FILE
 
-    run_dir = Path(run_dir)
     metrics: dict[int, dict[str, float]] = {}
     predictions, histories = [], []
-    for fold_dir in sorted(run_dir.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])):
-        if not (fold_dir / METRICS_FILE).exists():
-            continue
-        fold = int(fold_dir.name.split("-")[1])
-        values = json.loads((fold_dir / METRICS_FILE).read_text())
+    for fold in finished_folds(run_dir):
+        folder = fold_dir(run_dir, fold)
+        values = json.loads((folder / METRICS_FILE).read_text())
         metrics[fold] = {k: float(v) for k, v in values.items() if k != "fold"}
-        predictions.append(pd.read_csv(fold_dir / PREDICTIONS_FILE))
-        history = pd.read_csv(fold_dir / EPOCH_LOG_FILE)
+        predictions.append(pd.read_csv(folder / PREDICTIONS_FILE))
+        history = pd.read_csv(folder / EPOCH_LOG_FILE)
         history.insert(0, "fold", fold)
         histories.append(history)
     columns = ["path", "label", "probability", "fold"]
@@ -383,6 +371,7 @@ def run_cv(
     """
     from covidlib.config import get_profile
     from covidlib.datasets import ensure_dataset, index_dataset
+    from covidlib.runs import finished_folds, fold_dir
     from covidlib.training import TrainConfig, default_canvas, fit_fold
 
     say = log or (lambda _: None)
@@ -414,14 +403,14 @@ def run_cv(
     say(f"{model} on {dataset} ({len(images)} images, {split} folds, canvas "
         f"{canvas[0]}x{canvas[1]}, {config.epochs} epochs) -> {run_dir}")
     for fold in [only_fold] if only_fold is not None else available:
-        if _finished(run_dir, fold):
+        if fold in finished_folds(run_dir):  # read now: other machines may share the folder
             say(f"fold {fold}: finished earlier, skipped")
             continue
         started = time.perf_counter()
         train_rows, test_rows = fold_rows(folds, fold)
         result = fit_fold(
             model, images, train_rows, test_rows, config, canvas=canvas,
-            pretrained=pretrained, fold=fold, fold_dir=_fold_dir(run_dir, fold),
+            pretrained=pretrained, fold=fold, fold_dir=fold_dir(run_dir, fold),
             callbacks=callbacks,
         )
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""

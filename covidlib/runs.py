@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,24 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def fold_dir(run_dir: str | Path, fold: int) -> Path:
+    """Return the folder of fold ``fold`` inside a run folder."""
+    return Path(run_dir) / f"fold-{fold}"
+
+
 def finished_folds(run_dir: str | Path) -> list[int]:
-    """Return the folds of a run folder whose model is written."""
-    from covidlib.training import METRICS_FILE, MODEL_FILE
+    """Return the folds of a run folder that are finished, in order.
+
+    A fold is finished once its ``metrics.json`` exists: training writes it last, after the
+    predictions and the model. Folders not named ``fold-<k>`` are ignored.
+    """
+    from covidlib.training import METRICS_FILE
 
     folds = []
-    for fold_dir in Path(run_dir).glob("fold-*"):
-        if (fold_dir / MODEL_FILE).is_file() and (fold_dir / METRICS_FILE).is_file():
-            folds.append(int(fold_dir.name.split("-", 1)[1]))
+    for folder in Path(run_dir).glob("fold-*"):
+        match = re.fullmatch(r"fold-(\d+)", folder.name)
+        if match and (folder / METRICS_FILE).is_file():
+            folds.append(int(match.group(1)))
     return sorted(folds)
 
 
@@ -53,7 +64,7 @@ def load_fold_model(run_dir: str | Path, fold: int) -> torch.nn.Module:
     from covidlib.training import MODEL_FILE
 
     config = read_run_config(run_dir)
-    path = Path(run_dir) / f"fold-{fold}" / MODEL_FILE
+    path = fold_dir(run_dir, fold) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"Fold {fold} of {run_dir} has no trained model ({path} is missing); finished "
