@@ -618,9 +618,11 @@ def augment_batch(
     batch: v2's functional kernels where they take a batch (``horizontal_flip`` on the chosen
     images) or per image where the output depends on the image's own box (the crop: one
     small ``resized_crop`` per image, measured faster than one ``grid_sample`` for the whole
-    batch on CPU), and plain vectorised tensor ops where v2 has no per-image batched form:
-    the blur is one grouped convolution with a Gaussian kernel per image; brightness,
-    contrast and noise are per-image scalars.
+    batch on CPU, with the flip applied as each crop is written), and plain vectorised tensor
+    ops where v2 has no per-image batched form: the blur is a separable Gaussian with one
+    kernel per image; brightness, contrast and the noise's strength are per-image scalars,
+    and the noise comes from one bank of normal numbers per batch (see
+    ``_add_gaussian_noise``).
 
     Order: crop, flip, brightness and contrast (one affine map per image, clamped once),
     blur, noise. Output has the input's shape, dtype (uint8 stays uint8, floats stay in
@@ -652,16 +654,14 @@ def augment_float(
     device = x.device
     x = x.to(torch.float32)
 
+    flips = torch.rand(count, generator=generator) < config.flip_p
     low, high = config.crop_fraction
-    if low < 1.0:
-        x = _random_crops(x, _uniform(generator, count, low, high), generator)
+    if low < 1.0:  # each crop is flipped as it is written: no second pass over the batch
+        x = _random_crops(x, _uniform(generator, count, low, high), generator, flips)
     else:
         x = x.clone()
-
-    if config.flip_p > 0:
-        chosen = torch.nonzero(torch.rand(count, generator=generator) < config.flip_p).flatten()
+        chosen = torch.nonzero(flips).flatten().to(device)
         if chosen.numel():
-            chosen = chosen.to(device)
             x[chosen] = TF.horizontal_flip(x[chosen])
 
     if config.brightness > 0 or config.contrast > 0:
@@ -684,53 +684,83 @@ def augment_float(
             )
 
     if config.noise_std > 0:
-        std = _uniform(generator, count, 0.0, config.noise_std).to(device)
-        noise_seed = int(torch.randint(0, 2**62, (), generator=generator))
-        noise_generator = torch.Generator(device=device).manual_seed(noise_seed)
-        noise = torch.randn(x.shape, generator=noise_generator, device=device)
-        x = x.add_(noise.mul_(std[:, None, None, None])).clamp_(0, 1)
+        stds = _uniform(generator, count, 0.0, config.noise_std)
+        _add_gaussian_noise(x, stds, generator)
+        x = x.clamp_(0, 1)
     return x
 
 
+def _add_gaussian_noise(x: torch.Tensor, stds: torch.Tensor, generator: torch.Generator) -> None:
+    """Add N(0, stds[i]^2) noise to image i of x (N x C x H x W), in place.
+
+    Drawing N x C x H x W normal numbers is the dearest step of the augmentation on a CPU
+    (about 10 ms of 20 for a 32 x 349 x 253 batch). So each batch draws one bank twice the
+    size of an image, and image i takes the window of one image's length that starts at a
+    random offset: within an image every pixel still gets its own independent N(0, 1)
+    sample; across the images of one batch the windows overlap, shifted, which an
+    augmentation does not care about.
+    """
+    count = x.shape[0]
+    per_image = x[0].numel()
+    bank_seed = int(torch.randint(0, 2**62, (), generator=generator))
+    offsets = torch.randint(0, per_image + 1, (count,), generator=generator).tolist()
+    bank_generator = torch.Generator(device=x.device).manual_seed(bank_seed)
+    bank = torch.randn(2 * per_image, generator=bank_generator, device=x.device)
+    for image, offset, std in zip(x, offsets, stds.tolist(), strict=True):
+        image.add_(bank[offset : offset + per_image].view(image.shape), alpha=std)
+
+
 def _random_crops(
-    x: torch.Tensor, fractions: torch.Tensor, generator: torch.Generator
+    x: torch.Tensor, fractions: torch.Tensor, generator: torch.Generator, flips: torch.Tensor
 ) -> torch.Tensor:
     """Crop ``fraction`` x the canvas (the same fraction for width and height, so the
-    aspect ratio is kept) at a random position of each image and resize it back."""
+    aspect ratio is kept) at a random position of each image, resize it back and flip it
+    horizontally where ``flips`` says so."""
     count, _, height, width = x.shape
     corners = torch.rand(count, 2, generator=generator)
     out = torch.empty_like(x)
-    for i in range(count):  # one small v2 kernel per image: cheap on CPU and GPU
-        crop_w = max(1, round(width * float(fractions[i])))
-        crop_h = max(1, round(height * float(fractions[i])))
-        left = int(corners[i, 0] * (width - crop_w + 1))
-        top = int(corners[i, 1] * (height - crop_h + 1))
+    for i, (fraction, (corner_x, corner_y), flip) in enumerate(
+        zip(fractions.tolist(), corners.tolist(), flips.tolist(), strict=True)
+    ):  # one small v2 kernel per image: cheap on CPU and GPU
+        crop_w = max(1, round(width * fraction))
+        crop_h = max(1, round(height * fraction))
+        left = int(corner_x * (width - crop_w + 1))
+        top = int(corner_y * (height - crop_h + 1))
         # the crop is never larger than the canvas: upsampling, where antialias changes nothing
-        out[i] = TF.resized_crop(x[i], top, left, crop_h, crop_w, [height, width], antialias=False)
+        crop = TF.resized_crop(x[i], top, left, crop_h, crop_w, [height, width], antialias=False)
+        out[i] = TF.horizontal_flip(crop) if flip else crop
     return out
 
 
 def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Blur image i of x (N x C x H x W) with a Gaussian of std ``sigmas[i]`` (separable,
-    reflect padding, like v2's ``gaussian_blur`` but one sigma per image)."""
-    count, channels, height, width = x.shape
+    reflect padding, like v2's ``gaussian_blur`` but one sigma per image).
+
+    Each 1-D pass is ``kernel_size`` shifted multiply-adds with a per-image weight: on a CPU
+    that is about 2.5x faster than the equivalent grouped ``conv2d`` (one group per image),
+    whose depthwise kernels are poorly optimised there.
+    """
+    _, _, height, width = x.shape
     half = kernel_size // 2
     if half == 0:
         return x
     positions = torch.arange(-half, half + 1, device=x.device, dtype=x.dtype)
     kernel = torch.exp(-0.5 * (positions[None, :] / sigmas[:, None]) ** 2)
-    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(channels, dim=0)
-    flat = x.reshape(1, count * channels, height, width)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
     pad_w, pad_h = min(half, width - 1), min(half, height - 1)
-    flat = torch.nn.functional.pad(flat, [pad_w, pad_w, pad_h, pad_h], mode="reflect")
+    padded = torch.nn.functional.pad(x, [pad_w, pad_w, pad_h, pad_h], mode="reflect")
     if pad_w < half or pad_h < half:  # tiny images: replicate what reflect cannot cover
-        flat = torch.nn.functional.pad(
-            flat, [half - pad_w, half - pad_w, half - pad_h, half - pad_h], mode="replicate"
+        padded = torch.nn.functional.pad(
+            padded, [half - pad_w, half - pad_w, half - pad_h, half - pad_h], mode="replicate"
         )
-    groups = count * channels
-    flat = torch.nn.functional.conv2d(flat, kernel[:, None, None, :], groups=groups)
-    flat = torch.nn.functional.conv2d(flat, kernel[:, None, :, None], groups=groups)
-    return flat.reshape(count, channels, height, width)
+    weights = kernel[:, :, None, None, None]  # N x K x 1 x 1 x 1: broadcasts over C, H, W
+    rows = padded[..., 0:width] * weights[:, 0]
+    for k in range(1, kernel_size):
+        rows.addcmul_(padded[..., k : k + width], weights[:, k])
+    out = rows[..., 0:height, :] * weights[:, 0]
+    for k in range(1, kernel_size):
+        out.addcmul_(rows[..., k : k + height, :], weights[:, k])
+    return out
 
 
 class BatchTransform:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, replace
 
 import numpy as np
 import pytest
@@ -249,6 +249,41 @@ def test_each_operation_changes_the_batch_on_its_own(operation: str) -> None:
     assert not torch.allclose(out, x)
     if operation == "flip":
         assert torch.equal(out, x.flip(-1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_noise_is_zero_mean_per_image_and_differs_between_images(channels: int) -> None:
+    x = torch.full((6, channels, 64, 80), 0.5)
+    config = AugmentConfig.only("noise", noise_std=0.2)
+    noise = augment_batch(x, config, torch.Generator().manual_seed(3)) - x
+    per_image_std = noise.flatten(1).std(dim=1)
+    assert per_image_std.max() <= 0.2 + 0.01  # each image's std is drawn from [0, 0.2]
+    assert noise.flatten(1).mean(dim=1).abs().max() < 0.01
+    assert len({round(float(s), 4) for s in per_image_std}) == 6
+    for i in range(5):
+        assert not torch.allclose(noise[i] / per_image_std[i], noise[i + 1] / per_image_std[i + 1])
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 40, 56), (3, 3, 17, 9)])
+def test_per_image_blur_matches_torchvision_image_by_image(shape: tuple[int, ...]) -> None:
+    import torchvision.transforms.v2.functional as TF
+
+    from covidlib.transforms import _gaussian_blur
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    sigmas = torch.tensor([0.3, 0.8, 1.5, 0.5, 1.1][: shape[0]])
+    out = _gaussian_blur(x, sigmas, 5)
+    for image, sigma, blurred in zip(x, sigmas, out, strict=True):
+        expected = TF.gaussian_blur(image, [5, 5], [float(sigma), float(sigma)])
+        torch.testing.assert_close(blurred, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_flip_is_applied_inside_the_crop_pass() -> None:
+    x = torch.rand(6, 1, 32, 48, generator=torch.Generator().manual_seed(0))
+    # a crop fraction that rounds to the whole canvas: the crop pass changes nothing itself
+    config = replace(AugmentConfig.disabled(), crop_fraction=(0.999, 0.999), flip_p=1.0)
+    out = augment_batch(x, config, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, x.flip(-1))
 
 
 def test_disabled_config_is_identity() -> None:
