@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from covidlib.allocator import keep_freed_memory
 from covidlib.compat import quiet_fastai_import
 from covidlib.config import resolve_device
 
@@ -306,6 +307,8 @@ class CachedDataLoader(DataLoader):
     Batches are gathered with one fancy index in the main process (no per-item work, hence
     no worker processes), copied to ``device`` (pinned and non-blocking with CUDA), then
     augmented and normalized there by a :class:`~covidlib.transforms.BatchTransform`.
+    On the CPU it first calls :func:`covidlib.allocator.keep_freed_memory`, so that each
+    batch's large tensors reuse freed memory instead of page-faulting fresh pages in.
 
     Example:
         >>> ds = CachedImages(np.zeros((5, 8, 8), np.uint8), np.ones(5), range(5))
@@ -354,6 +357,8 @@ class CachedDataLoader(DataLoader):
         """Copy to the device (non-blocking), augment (train only) and normalize there."""
         x, y = b
         device = self.device if self.device is not None else torch.device("cpu")
+        if device.type == "cpu":
+            keep_freed_memory()  # no page faults for each batch's large tensors
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
         return self.batch_tfm(x), y
