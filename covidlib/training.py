@@ -474,6 +474,8 @@ def make_learner(
     )
     learner.recorder.valid_metrics = False
     if device.type == "cuda":
+        # One canvas for the whole run: let cuDNN time its kernels once and keep the fastest.
+        torch.backends.cudnn.benchmark = True
         if config.channels_last:
             from fastai.callback.channelslast import ChannelsLast
 
@@ -612,6 +614,14 @@ def train_fold(
             f"dls.valid yielded {len(targets)} images whose labels do not match the "
             f"{len(expected)} rows of the test table; the test loader must keep every test "
             "image, in order."
+        )
+    broken = int((~np.isfinite(probabilities)).sum())
+    if broken:
+        raise ValueError(
+            f"fold {fold}: {broken} of {len(probabilities)} test predictions are NaN or "
+            "infinite: training diverged or a float16 activation overflowed. Train again with "
+            "a lower learning rate or with mixed_precision=False"
+            + (f" (in another run folder than {folder})." if folder is not None else ".")
         )
     predictions = pd.DataFrame(
         {

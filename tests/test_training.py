@@ -246,3 +246,20 @@ def test_best_epoch_model_needs_a_fold_folder() -> None:
     config = TrainConfig(epochs=1, device="cpu", fold_model="lowest_train_loss")
     with pytest.raises(ValueError, match="fold_dir"):
         train_fold(model, dls, table, config)
+
+
+class NanOutput(torch.nn.Module):
+    """A model whose every prediction is NaN (a diverged or overflowed network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.mean(dim=(1, 2, 3))[:, None]) * float("nan")
+
+
+def test_non_finite_predictions_are_reported_as_such() -> None:
+    _, dls, table = tiny_setup()
+    with pytest.raises(ValueError, match=r"fold 3: 6 of 6 test predictions are NaN or infinite"):
+        train_fold(NanOutput(), dls, table, cpu_config(epochs=1), fold=3)
