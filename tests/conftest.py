@@ -32,6 +32,14 @@ def covid19_ct_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 30-image phantom dataset (read-only), one per test module."""
+    from covidlib.phantom import generate_phantom
+
+    return Path(generate_phantom(tmp_path_factory.mktemp("phantom"), n=30, seed=0))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

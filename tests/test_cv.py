@@ -104,13 +104,6 @@ def test_fold_file_is_saved_once_and_reused(tmp_path: Path) -> None:
         load_or_assign_folds(images.iloc[:-1], path)
 
 
-@pytest.fixture(scope="module")
-def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from covidlib.phantom import generate_phantom
-
-    return Path(generate_phantom(tmp_path_factory.mktemp("phantom"), n=30, seed=0))
-
-
 def small_config(**changes: object) -> TrainConfig:
     base = TrainConfig.from_profile(get_profile("quick"), epochs=1, batch_size=8,
                                     canvas_scale=0.12, device="cpu")
