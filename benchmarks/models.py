@@ -142,6 +142,24 @@ def benchmark_model(
     return row
 
 
+def write_results(
+    rows: list[dict[str, Any]], machine: dict[str, Any], args: argparse.Namespace,
+    names: list[str], seconds: float, out: Path,
+) -> None:
+    """Write the rows measured so far (after every model: a cut run keeps them)."""
+    from covidlib.fileio import atomic_write_text
+
+    results = {
+        "benchmark": "models: forward images/s at custom vs default input",
+        "machine": machine,
+        "settings": {"batch": args.batch, "iters": args.iters, "models": names},
+        "total_seconds": round(seconds, 1),
+        "rows": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'model':<12} {'default':>9} {'img/s':>7} {'custom':>9} {'img/s':>7} "
     print(header + f"{'cost ratio':>10} {'pixel ratio':>11}", flush=True)
     started = time.perf_counter()
+    out = args.out or RESULTS_DIR / f"models-{device.type}.json"
     for name in names:
         row = benchmark_model(name, args.batch, args.iters, device, args.train_batch)
         rows.append(row)
+        write_results(rows, machine, args, names, time.perf_counter() - started, out)
         d, c = row["default_input"], row["custom_input"]
         print(
             f"{name:<12} {d[0]:>4}x{d[1]:<4} {row['default_images_per_s']:>7.1f} "
@@ -181,23 +201,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['amp_cl_train_steps_per_s_custom']} steps/s (batch {args.train_batch})",
                 flush=True,
             )
-    results = {
-        "benchmark": "models: forward images/s at custom vs default input",
-        "machine": machine,
-        "settings": {"batch": args.batch, "iters": args.iters, "models": names},
-        "total_seconds": round(time.perf_counter() - started, 1),
-        "rows": rows,
-    }
-    out = args.out or RESULTS_DIR / f"models-{device.type}.json"
-    text = json.dumps(results, indent=2) + "\n"
-    try:
-        from covidlib.fileio import atomic_write_text
-    except ImportError:  # fileio not available: plain write
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
     print(f"wrote {out}")
     return 0
 
