@@ -331,6 +331,16 @@ class CachedDataLoader(DataLoader):
         self.batch_tfm = BatchTransform(augment, seed=seed, mean=mean, std=std)
         self.rng = random.Random(seed)
 
+    def reseed(self, seed: int) -> None:
+        """Make the next pass's order and augmentation depend on ``seed`` alone.
+
+        The training engine calls it before every epoch (see
+        :class:`covidlib.training.EpochSeeding`), so a resumed run draws what an
+        uninterrupted one would have drawn.
+        """
+        self.rng = random.Random(seed)
+        self.batch_tfm.reseed(seed)
+
     def create_item(self, s: int) -> int:
         """Items are positions; :meth:`do_batch` gathers a whole batch at once."""
         return s

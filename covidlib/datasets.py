@@ -671,8 +671,13 @@ class DatasetIndex:
         return self.images
 
 
-def _walk_files(folder: Path) -> Iterable[Path]:
-    """Yield the visible files below ``folder`` (sorted, recursive)."""
+def walk_visible_files(folder: Path) -> Iterable[Path]:
+    """Yield the visible files below ``folder`` (sorted, recursive; hidden names skipped).
+
+    Example:
+        >>> list(walk_visible_files(Path("no-such-folder")))
+        []
+    """
     for current, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not is_ignored_name(d))
         for name in sorted(files):
@@ -734,7 +739,7 @@ def index_dataset(
 
     files: list[tuple[ClassSpec, Path]] = []
     for class_spec in spec.classes:
-        class_files = list(_walk_files(folders[class_spec.name]))
+        class_files = list(walk_visible_files(folders[class_spec.name]))
         if not class_files:
             problems.append(
                 {

@@ -35,6 +35,7 @@ from covidlib.datasets import (
     find_layout,
     get_dataset,
     is_ignored_name,
+    walk_visible_files,
 )
 from covidlib.fileio import sha256_file
 
@@ -151,19 +152,10 @@ def count_class_files(folders: dict[str, Path]) -> dict[str, int]:
         >>> count_class_files({})
         {}
     """
-    counts = {}
-    for class_name, folder in folders.items():
-        counts[class_name] = sum(
-            1
-            for current, dirs, files in os.walk(folder)
-            for name in files
-            if not is_ignored_name(name) and not _hidden_parent(Path(current), folder)
-        )
-    return counts
-
-
-def _hidden_parent(current: Path, top: Path) -> bool:
-    return any(is_ignored_name(part) for part in current.relative_to(top).parts)
+    return {
+        class_name: sum(1 for _ in walk_visible_files(folder))
+        for class_name, folder in folders.items()
+    }
 
 
 def _validate(spec: DatasetSpec, root: Path) -> str | None:

@@ -259,19 +259,16 @@ def seed_everything(seed: int) -> None:
 
 
 def _reseed_loader(loader: Any, seed: int) -> None:
-    """Make a loader's order and augmentation depend only on ``seed``.
+    """Make a loader's order (and augmentation) depend only on ``seed``.
 
-    Covers fastai's ``rng`` (order) and any ``torch.Generator`` the loader, its sampler or
-    its batch transform hold (augmentation), e.g. covidlib's ``CachedDataLoader``.
+    A loader with a ``reseed(seed)`` method (covidlib's ``CachedDataLoader``) reseeds its
+    order and its augmentation; for any other fastai loader the order's ``rng`` is replaced.
     """
-    if isinstance(getattr(loader, "rng", None), random.Random):
+    reseed = getattr(loader, "reseed", None)
+    if callable(reseed):
+        reseed(seed)
+    elif isinstance(getattr(loader, "rng", None), random.Random):
         loader.rng = random.Random(seed)
-    owners = [loader, *vars(loader).values()] if hasattr(loader, "__dict__") else [loader]
-    for index, owner in enumerate(owners):
-        generator = owner if isinstance(owner, torch.Generator) else None
-        generator = generator or getattr(owner, "generator", None)
-        if isinstance(generator, torch.Generator):
-            generator.manual_seed(derive_seed(seed, index))
 
 
 def _rng_states() -> dict[str, Any]:

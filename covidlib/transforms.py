@@ -789,6 +789,10 @@ class BatchTransform:
         self.mean, self.std = tuple(mean), tuple(std)
         self.generator = torch.Generator().manual_seed(seed)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation's random draws from ``seed``."""
+        self.generator.manual_seed(seed)
+
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.augment is not None:
             batch = augment_float(to_float(batch), self.augment, self.generator)

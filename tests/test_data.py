@@ -215,3 +215,16 @@ def test_fold_dataloaders_normalize_with_the_models_statistics(images: pd.DataFr
     assert torch.allclose(x, pixels.float().div(255).sub(0.5).div(0.5).expand(-1, 3, -1, -1))
     copy = dls.valid.new(shuffle=False)  # what fastai's get_preds builds
     assert torch.allclose(torch.cat([b[0] for b in copy]), x)
+
+
+def test_reseed_replays_order_and_augmentation(images: pd.DataFrame) -> None:
+    rows = np.arange(len(images))
+    train = fold_dataloaders(images, rows, rows[:2], (40, 30), 4).train
+
+    def one_pass(seed: int) -> list[torch.Tensor]:
+        train.reseed(seed)
+        return [x for x, _ in train]
+
+    first, again, other = one_pass(5), one_pass(5), one_pass(6)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
