@@ -882,10 +882,14 @@ def average_hash(path: str | Path, hash_size: int = 8) -> int:
         >>> f"{average_hash(path):016x}"
         '00000000ffffffff'
     """
+    return int("".join("1" if bit else "0" for bit in _average_hash_bits(path, hash_size)), 2)
+
+
+def _average_hash_bits(path: str | Path, hash_size: int) -> np.ndarray:
+    """The bits of :func:`average_hash`, first bit first, as a boolean array."""
     image = load_grayscale(path).resize((hash_size, hash_size), resample=3)
     pixels = np.asarray(image, dtype=np.float64).ravel()
-    bits = pixels > pixels.mean()
-    return int("".join("1" if bit else "0" for bit in bits), 2)
+    return pixels > pixels.mean()
 
 
 def find_duplicates(
@@ -912,12 +916,8 @@ def find_duplicates(
     paths = images["path"].astype(str).tolist()
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         digests = list(pool.map(sha256_file, paths))
-        hashes = list(pool.map(lambda p: average_hash(p, hash_size), paths))
-    n_bits = hash_size * hash_size
-    as_bits = np.array(
-        [[(value >> (n_bits - 1 - i)) & 1 for i in range(n_bits)] for value in hashes],
-        dtype=np.uint8,
-    ).reshape(len(paths), n_bits)
+        hashes = list(pool.map(lambda p: _average_hash_bits(p, hash_size), paths))
+    as_bits = np.array(hashes, dtype=bool).reshape(len(paths), hash_size * hash_size)
     extra = [c for c in ("class_name", "split") if c in images.columns]
     rows = []
     for i in range(len(paths)):
