@@ -158,6 +158,40 @@ def write_results(
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(results))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Return a results file as a Markdown report."""
+    machine, settings, rows = results["machine"], results["settings"], results["rows"]
+    cuda = any("amp_cl_custom_images_per_s" in row for row in rows)
+    lines = [
+        f"# benchmarks/models.py on {machine.get('gpu', machine['cpu'])}",
+        "",
+        f"{machine['cores']} CPU cores, torch {machine['torch']}, Python {machine['python']}. "
+        f"Forward batch {settings['batch']}, {settings['iters']} timed batches per size "
+        "(default and custom interleaved, median seconds per batch); "
+        f"{len(rows)} of 12 models, {results['total_seconds']} s.",
+        "",
+        "| model | default | img/s | custom | img/s | cost ratio | pixel ratio |"
+        + (" AMP+CL default / custom img/s | AMP+CL train steps/s (batch 32) |" if cuda else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if cuda else ""),
+    ]
+    for row in rows:
+        (dw, dh), (cw, ch) = row["default_input"], row["custom_input"]
+        line = (
+            f"| {row['name']} | {dw}x{dh} | {row['default_images_per_s']} | {cw}x{ch} | "
+            f"{row['custom_images_per_s']} | {row['cost_ratio']} | {row['pixel_ratio']} |"
+        )
+        if cuda:
+            line += (
+                f" {row['amp_cl_default_images_per_s']} / {row['amp_cl_custom_images_per_s']} |"
+                f" {row['amp_cl_train_steps_per_s_custom']} |"
+            )
+        lines.append(line)
+    if "note" in results:
+        lines += ["", f"Note: {results['note']}."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
