@@ -171,7 +171,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['cores']} CPU cores, torch {machine['torch']}, Python {machine['python']}. "
         f"Forward batch {settings['batch']}, {settings['iters']} timed batches per size "
         "(default and custom interleaved, median seconds per batch); "
-        f"{len(rows)} of 12 models, {results['total_seconds']} s.",
+        f"{len(rows)} of {len(settings['models'])} models, {results['total_seconds']} s.",
         "",
         "| model | default | img/s | custom | img/s | cost ratio | pixel ratio |"
         + (" AMP+CL default / custom img/s | AMP+CL train steps/s (batch 32) |" if cuda else ""),

@@ -189,23 +189,34 @@ def measure_model(
         "overhead_ratio": plain / eng,
         "overhead_ratio_cpu_time": cpu_ratio if device.type == "cpu" else None,
     }
-    if device.type == "cuda":
-        hours = reproduction_hours(eng)["hours_per_model_at_measured_rate"]
+    if device.type == "cuda":  # the median round: the best one flatters a short run
+        hours = reproduction_hours(row["engine_median"])["hours_per_model_at_measured_rate"]
         row["hours_full_reproduction"] = hours
     return row
 
 
-def earlier_rows(path: Path, args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
-    """Rows of models not in ``names`` from an earlier results file with the same setup."""
+def earlier_rows(
+    path: Path, args: argparse.Namespace, names: list[str], device: torch.device
+) -> list[dict[str, Any]]:
+    """Rows of models not in ``names`` from an earlier results file of the same setup, card
+    and torch version."""
     if not path.is_file():
         return []
     earlier = json.loads(path.read_text())
-    setup = earlier["setup"]
-    same = (setup["canvas_scale"], setup["batch"], setup["batches_per_epoch"], setup["epochs"],
-            setup["rounds"]) == (args.scale, args.batch, args.batches, args.epochs, args.rounds)
+    try:
+        setup, machine = earlier["setup"], earlier["machine"]
+        same = (setup["canvas_scale"], setup["batch"], setup["batches_per_epoch"],
+                setup["epochs"], setup["rounds"], machine.get("gpu"), machine["torch"]) == (
+            args.scale, args.batch, args.batches, args.epochs, args.rounds,
+            describe_machine(device).get("gpu"), torch.__version__)
+        rows = [row for row in earlier["models"] if row["model"] not in names]
+    except (KeyError, TypeError) as error:
+        raise SystemExit(f"{path} is not a results file of this script ({error!r}); "
+                         "drop --append or move it.") from error
     if not same:
-        raise SystemExit(f"{path} was measured with another setup; drop --append or move it.")
-    return [row for row in earlier["models"] if row["model"] not in names]
+        raise SystemExit(f"{path} was measured with another setup, card or torch; drop "
+                         "--append or move it.")
+    return rows
 
 
 def summarize(
@@ -269,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True  # as make_learner does: a fixed canvas
     names = list_models() if args.models == ["all"] else [get_spec(n).name for n in args.models]
     name = f"train-{device.type}"
-    rows = earlier_rows(RESULTS_DIR / f"{name}.json", args, names) if args.append else []
+    rows = earlier_rows(RESULTS_DIR / f"{name}.json", args, names, device) if args.append else []
     for model_name in names:  # results are rewritten after each model: a cut run keeps them
         try:
             rows.append(measure_model(model_name, args, config, device))
@@ -300,7 +311,7 @@ def markdown(results: dict[str, Any]) -> str:
         + (", float16 mixed precision and channels-last." if cuda else ", float32."),
         "",
         "| model | canvas | plain images/s (best / median) | engine images/s (best / median) "
-        "| overhead ratio |" + (" GPU hours, full reproduction |" if cuda else ""),
+        "| overhead ratio |" + (" GPU hours, full reproduction (median) |" if cuda else ""),
         "| --- | --- | --- | --- | --- |" + (" --- |" if cuda else ""),
     ]
     for row in results["models"]:
@@ -336,9 +347,10 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if "gpu_hours_all_12" in repro:
         lines.append(
-            f"At the measured training rates: **{repro['gpu_hours_all_12']:.1f} GPU hours** for "
-            "all 12 models on this card (training steps only; each fold's test predictions and "
-            "the data path add little: see data_pipeline)."
+            f"At the measured training rates (median rounds): **{repro['gpu_hours_all_12']:.1f} "
+            "GPU hours** for all 12 models on this card, for the training steps on data already "
+            "in memory: the data path (see data_pipeline) and each fold's test predictions "
+            "come on top."
         )
     elif cuda:
         lines.append("Run with `--models all --scale 1.0` for the hours of all 12 models.")

@@ -11,7 +11,7 @@ jemalloc or tcmalloc. The process keeps its peak memory instead of returning it.
 
 It is applied once per process by :class:`covidlib.data.CachedDataLoader` when batches are
 made on the CPU; ``COVIDLIB_KEEP_FREED_MEMORY=0`` turns it off. Elsewhere than Linux with
-glibc it does nothing.
+glibc it does nothing. It changes allocation only, never results.
 
 Example:
     >>> from covidlib.allocator import keep_freed_memory
@@ -32,19 +32,25 @@ _M_MMAP_MAX = -4
 # Free memory at the top of the heap beyond this is still given back to the kernel.
 TRIM_THRESHOLD_BYTES = 1 << 30
 
-_applied = False
+_decision: bool | None = None  # None: not decided yet in this process
+OFF_VALUES = ("0", "false", "no", "off")
 
 
 def keep_freed_memory() -> bool:
     """Make glibc's malloc reuse freed memory for large blocks; return whether it applies.
 
-    Idempotent, process-wide. Returns False (and changes nothing) when
-    ``COVIDLIB_KEEP_FREED_MEMORY=0`` is set or the C library is not glibc.
+    Decided once per process (later calls return the same answer at no cost). Returns
+    False, changing nothing, when ``COVIDLIB_KEEP_FREED_MEMORY`` is ``0``/``false``/``no``/
+    ``off`` or the C library is not glibc.
     """
-    global _applied
-    if _applied:
-        return True
-    if os.environ.get("COVIDLIB_KEEP_FREED_MEMORY", "1").strip() == "0":
+    global _decision
+    if _decision is None:
+        _decision = _apply()
+    return _decision
+
+
+def _apply() -> bool:
+    if os.environ.get("COVIDLIB_KEEP_FREED_MEMORY", "1").strip().lower() in OFF_VALUES:
         return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
@@ -55,7 +61,6 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success. No mmap'ed blocks: every block comes from the heap.
-    _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-    )
-    return _applied
+    if not mallopt(_M_MMAP_MAX, 0):
+        return False
+    return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))

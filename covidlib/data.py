@@ -338,6 +338,7 @@ class CachedDataLoader(DataLoader):
         :class:`covidlib.training.EpochSeeding`), so a resumed run draws what an
         uninterrupted one would have drawn.
         """
+        self.seed = seed
         self.rng = random.Random(seed)
         self.batch_tfm.reseed(seed)
 

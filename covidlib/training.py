@@ -264,9 +264,9 @@ def _reseed_loader(loader: Any, seed: int) -> None:
     A loader with a ``reseed(seed)`` method (covidlib's ``CachedDataLoader``) reseeds its
     order and its augmentation; for any other fastai loader the order's ``rng`` is replaced.
     """
-    reseed = getattr(loader, "reseed", None)
-    if callable(reseed):
-        reseed(seed)
+    # Look on the class: fastai loaders forward unknown attributes to their dataset.
+    if callable(getattr(type(loader), "reseed", None)):
+        loader.reseed(seed)
     elif isinstance(getattr(loader, "rng", None), random.Random):
         loader.rng = random.Random(seed)
 
@@ -363,6 +363,7 @@ class EpochCheckpoint(Callback):
 
     def after_epoch(self) -> None:
         epoch = self.start_epoch + self.learn.epoch
+        _check_finite_weights(self.learn.model, epoch, self.fold_dir)
         loss = float(self._loss_sum) / max(self._count, 1)
         row = {
             "epoch": epoch,
@@ -379,6 +380,24 @@ class EpochCheckpoint(Callback):
                                self.fold_dir / BEST_FILE)
         save_checkpoint(self.learn, self.fold_dir / CHECKPOINT_FILE, epoch + 1, self.history)
         write_csv(pd.DataFrame(self.history), self.fold_dir / EPOCH_LOG_FILE)
+
+
+def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | None) -> None:
+    """Stop a diverged fold at the end of the epoch, before its checkpoint is overwritten.
+
+    Under mixed precision a batch whose loss overflows is skipped by the gradient scaler,
+    so a non-finite loss alone is not fatal; non-finite weights are.
+    """
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    if flags and not bool(torch.stack(flags).all()):  # one synchronisation per epoch
+        kept = (
+            f" The checkpoint of the previous epoch in {fold_dir} is kept."
+            if fold_dir is not None else ""
+        )
+        raise FloatingPointError(
+            f"epoch {epoch}: the model's weights hold NaN or infinite values, training "
+            f"diverged.{kept} Train again with a lower learning rate (in a new run folder)."
+        )
 
 
 def _torch_save_atomic(obj: Any, path: Path) -> Path:
@@ -442,6 +461,9 @@ def make_learner(
     The optimizer is ``OPTIMIZERS[config.optimizer]`` wrapped in fastai's ``OptimWrapper``;
     weight decay and learning rate are set on its parameter groups. Progress bars and the
     per-epoch table appear only when :func:`covidlib.config.progress_enabled` is true.
+    On CUDA it switches on cuDNN's benchmark mode (the canvas is fixed, so cuDNN times its
+    kernels once and keeps the fastest): GPU runs then repeat up to float rounding, not bit
+    for bit.
 
     Example:
         >>> from fastai.data.core import DataLoaders

@@ -653,6 +653,8 @@ def augment_float(
     count = x.shape[0]
     device = x.device
     x = x.to(torch.float32)
+    if count == 0:
+        return x.clone()
 
     flips = torch.rand(count, generator=generator) < config.flip_p
     low, high = config.crop_fraction
@@ -791,6 +793,7 @@ class BatchTransform:
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation's random draws from ``seed``."""
+        self.seed = seed
         self.generator.manual_seed(seed)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

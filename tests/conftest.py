@@ -47,3 +47,6 @@ def _isolated_data_dir(
     """Point COVIDLIB_DATA at one temporary folder per session so tests never touch data/."""
     monkeypatch.setenv("COVIDLIB_DATA", str(tmp_path_factory.getbasetemp() / "covidlib-data"))
     monkeypatch.setenv("COVIDLIB_PROGRESS", "0")
+    # keep glibc's default malloc in the test process (test_allocator checks the tuning
+    # in subprocesses)
+    monkeypatch.setenv("COVIDLIB_KEEP_FREED_MEMORY", "0")

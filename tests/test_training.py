@@ -249,17 +249,41 @@ def test_best_epoch_model_needs_a_fold_folder() -> None:
 
 
 class NanOutput(torch.nn.Module):
-    """A model whose every prediction is NaN (a diverged or overflowed network)."""
+    """Predicts NaN: in training too (its weights then turn NaN) or in evaluation only."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_training: bool) -> None:
         super().__init__()
         self.linear = torch.nn.Linear(1, 1)
+        self.in_training = in_training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.mean(dim=(1, 2, 3))[:, None]) * float("nan")
+        out = self.linear(x.mean(dim=(1, 2, 3))[:, None])
+        return out * float("nan") if self.in_training or not self.training else out
 
 
 def test_non_finite_predictions_are_reported_as_such() -> None:
     _, dls, table = tiny_setup()
     with pytest.raises(ValueError, match=r"fold 3: 6 of 6 test predictions are NaN or infinite"):
-        train_fold(NanOutput(), dls, table, cpu_config(epochs=1), fold=3)
+        train_fold(NanOutput(in_training=False), dls, table, cpu_config(epochs=1), fold=3)
+
+
+class PoisonWeights(Callback):
+    """Turn the model's weights into NaN during epoch ``epoch`` (a diverging step)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def after_step(self) -> None:
+        if self.learn.epoch == self.epoch:
+            with torch.no_grad():
+                next(self.learn.model.parameters()).fill_(float("nan"))
+
+
+def test_diverged_training_stops_after_the_epoch_and_keeps_the_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    model, dls, table = tiny_setup()
+    with pytest.raises(FloatingPointError, match="epoch 1: the model's weights hold NaN"):
+        train_fold(model, dls, table, cpu_config(epochs=3), fold_dir=tmp_path,
+                   callbacks=[PoisonWeights(epoch=1)])
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["epochs_done"] == 1  # epoch 0's

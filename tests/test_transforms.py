@@ -353,3 +353,18 @@ def test_augment_config_is_frozen_and_printable() -> None:
     assert config.blur_p == 0.25 and "blur_p" in config.to_dict()
     with pytest.raises(ValueError, match="unknown operation"):
         AugmentConfig.only("rotate")
+
+
+def test_empty_batch_passes_through_augmentation() -> None:
+    empty = torch.zeros(0, 1, 8, 8, dtype=torch.uint8)
+    out = augment_batch(empty, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert out.shape == empty.shape and out.dtype == torch.uint8
+
+
+def test_batch_transform_reseed_replays_and_shows_the_seed() -> None:
+    x = torch.randint(0, 256, (3, 1, 12, 16), dtype=torch.uint8)
+    tfm = BatchTransform(AugmentConfig(), seed=0)
+    tfm.reseed(7)
+    first = tfm(x)
+    tfm.reseed(7)
+    assert torch.equal(tfm(x), first) and "seed=7" in repr(tfm)
