@@ -59,7 +59,7 @@ def real_images() -> pd.DataFrame | None:
 
 def phantom_images() -> pd.DataFrame:
     """The phantom of the quick profile (generated under data_dir() when missing)."""
-    from covidlib.datasets import ensure_dataset, index_dataset
+    from covidlib.data.datasets import ensure_dataset, index_dataset
 
     return index_dataset("phantom", ensure_dataset("phantom")).images[["path", "label"]]
 
@@ -75,8 +75,9 @@ class NaiveDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from covidlib.io import load_grayscale
-        from covidlib.transforms import AugmentConfig, augment_batch, letterbox, normalize_batch
+        from covidlib.data.images import load_grayscale
+        from covidlib.transforms.augment import AugmentConfig, augment_batch, normalize_batch
+        from covidlib.transforms.geometry import letterbox
 
         canvas, _ = letterbox(load_grayscale(self.paths[item]), CANVAS)
         x = torch.from_numpy(np.array(canvas))[None, None]
@@ -152,8 +153,8 @@ def run_dataset(
     name: str, images: pd.DataFrame, device: torch.device, cache_dir: Path, train_step: bool
 ) -> dict:
     """Measure (a), (b) and (c) on one dataset."""
-    import covidlib.data as data
-    from covidlib.data import fold_dataloaders, letterbox_cache
+    import covidlib.data.loaders as data
+    from covidlib.data.loaders import fold_dataloaders, letterbox_cache
 
     print(f"\n== {name}: {len(images)} images, canvas {CANVAS[0]}x{CANVAS[1]}, batch {BATCH}")
     naive = torch.utils.data.DataLoader(
@@ -247,7 +248,7 @@ def main() -> int:
             line += f"; data wait = {share:.1%} of a ResNet18 step [{_verdict(share < 0.10)}]"
         print(line)
     out = REPO / "benchmarks" / "results" / f"data_pipeline-{device.type}.json"
-    from covidlib.fileio import atomic_write_text
+    from covidlib.utils.fileio import atomic_write_text
 
     atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     print(f"results written to {out.relative_to(REPO)}")

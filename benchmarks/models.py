@@ -32,7 +32,7 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 
 from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
-from covidlib.models import create_model, get_spec, list_models  # noqa: E402
+from covidlib.models.registry import create_model, get_spec, list_models  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
@@ -147,7 +147,7 @@ def write_results(
     names: list[str], seconds: float, out: Path,
 ) -> None:
     """Write the rows measured so far (after every model: a cut run keeps them)."""
-    from covidlib.fileio import atomic_write_text
+    from covidlib.utils.fileio import atomic_write_text
 
     results = {
         "benchmark": "models: forward images/s at custom vs default input",

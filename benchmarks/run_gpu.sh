@@ -29,7 +29,7 @@ step() {  # step LIMIT NAME COMMAND...: run with a time limit, log to OUT/NAME.l
 }
 
 step 200 train "$py" benchmarks/train.py --models all --scale 1.0 --batches 16 --rounds 2
-step 100 cuda_tests "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 100 cuda_tests "$py" -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py
 step 100 models "$py" benchmarks/models.py --batch 32 --iters 6
 step 70 data_pipeline "$py" benchmarks/data_pipeline.py
 if [ "$(cd "$out" && pwd)" != "$(cd benchmarks/results && pwd)" ]; then

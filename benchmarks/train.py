@@ -39,9 +39,9 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 
 from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
-from covidlib.fileio import atomic_write_text  # noqa: E402
-from covidlib.models import create_model, get_spec  # noqa: E402
-from covidlib.training import TrainConfig, train_fold  # noqa: E402
+from covidlib.engine.learner import TrainConfig, train_fold  # noqa: E402
+from covidlib.models.registry import create_model, get_spec  # noqa: E402
+from covidlib.utils.fileio import atomic_write_text  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 TARGET_RATIO = 1.10
@@ -111,7 +111,7 @@ def engine(
     model_name: str, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int,
     config: TrainConfig, device: torch.device,
 ) -> tuple[float, float]:
-    """Train with :func:`covidlib.training.train_fold`; return images/s of wall and CPU time.
+    """Train with :func:`covidlib.engine.learner.train_fold`; return images/s of wall and CPU time.
 
     Wall time is the engine's own epoch log; CPU time covers the whole call (learner set-up
     and the final 2-image prediction included, so it errs against the engine).
@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(batch_size=args.batch, device=args.device, canvas_scale=args.scale)
-    from covidlib.models import list_models
-    from covidlib.training import resolve_device
+    from covidlib.engine.learner import resolve_device
+    from covidlib.models.registry import list_models
 
     device = resolve_device(args.device)
     if device.type == "cuda":

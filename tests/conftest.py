@@ -35,7 +35,7 @@ def covid19_ct_root() -> Path:
 @pytest.fixture(scope="module")
 def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 30-image phantom dataset (read-only), one per test module."""
-    from covidlib.phantom import generate_phantom
+    from covidlib.data.phantom import generate_phantom
 
     return Path(generate_phantom(tmp_path_factory.mktemp("phantom"), n=30, seed=0))
 

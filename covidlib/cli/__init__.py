@@ -20,9 +20,9 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.datasets",
     "covidlib.cli.phantom",
-    "covidlib.cli.preprocess",
+    "covidlib.cli.letterbox",
     "covidlib.cli.models",
-    "covidlib.cli.train",
+    "covidlib.cli.cv",
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add ``datasets list|download|index`` to the top-level parser."""
-    from covidlib.datasets import DATASETS
+    from covidlib.data.datasets import DATASETS
 
     names = sorted(DATASETS)
     parser = subparsers.add_parser(
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from covidlib.datasets import list_datasets
+    from covidlib.data.datasets import list_datasets
 
     table = list_datasets()
     if args.json:
@@ -62,7 +62,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     from covidlib.cli import CommandError
-    from covidlib.download import DownloadError, download_dataset
+    from covidlib.data.sources import DownloadError, download_dataset
 
     try:
         root = download_dataset(args.name, args.root, timeout=args.timeout)
@@ -74,8 +74,8 @@ def _download(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from covidlib.cli import CommandError
-    from covidlib.datasets import DatasetLayoutError, index_dataset
-    from covidlib.fileio import atomic_path
+    from covidlib.data.datasets import DatasetLayoutError, index_dataset
+    from covidlib.utils.fileio import atomic_path
 
     try:
         index = index_dataset(args.name, args.root)

@@ -40,8 +40,8 @@ def _size(value: tuple[int, int]) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (text or JSON); unknown names are a user error."""
-    from covidlib import models
     from covidlib.cli import CommandError
+    from covidlib.models import registry as models
 
     try:
         names = [models.get_spec(n).name for n in args.names] if args.names else None

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 def run_phantom(args: argparse.Namespace) -> int:
     """Generate (or reuse) the phantom and print where it is and the class counts."""
     from covidlib.cli import CommandError
-    from covidlib.phantom import generate_phantom, is_current, read_manifest
+    from covidlib.data.phantom import generate_phantom, is_current, read_manifest
 
     if args.n < 2:
         raise CommandError(f"--n must be at least 2 (one image per class), got {args.n}")

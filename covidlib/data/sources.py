@@ -1,0 +1,331 @@
+"""Downloading the real datasets: resumable, verified, and all-or-nothing.
+
+* :func:`download_file` fetches one URL into ``<name>.part`` and resumes an interrupted
+  transfer with an HTTP ``Range`` request; the file gets its final name only when it is
+  complete (and its SHA-256 matches, when known).
+* :func:`download_dataset` fetches every file of a registry entry, extracts the zips into
+  a temporary folder next to the target, checks the class folders and image counts, and
+  only then renames the folder to its final name. Without a network it fails at once
+  (short timeout, no retries) and says which URL to fetch by hand and where to put it.
+
+COVID19-CT comes from its GitHub repository, SARS-CoV-2 CT from Kaggle (via ``kagglehub``;
+or download the zip from the Kaggle page yourself and put it into the target folder).
+
+Example:
+    >>> from covidlib.data.sources import download_dataset
+    >>> download_dataset("covid19-ct")  # doctest: +SKIP
+    PosixPath('.../data/covid19-ct')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from covidlib.data.datasets import (
+    DatasetLayoutError,
+    DatasetSpec,
+    default_root,
+    extract_archives,
+    find_layout,
+    get_dataset,
+    is_ignored_name,
+    walk_visible_files,
+)
+from covidlib.utils.fileio import sha256_file
+
+__all__ = ["DownloadError", "count_class_files", "download_dataset", "download_file"]
+
+DEFAULT_TIMEOUT = 15.0
+_CHUNK = 1 << 16
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be completed (offline, bad checksum, wrong content)."""
+
+
+def _offline_message(url: str, dest: Path, reason: object) -> str:
+    return (
+        f"cannot download {url}: {reason}. Are you offline? Fetch that URL by hand and "
+        f"put the file at {dest} (folder {dest.parent}), then run the command again."
+    )
+
+
+def download_file(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    opener: Any | None = None,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming a previous partial download.
+
+    Bytes go to ``dest`` + ``.part``; when that exists, only the rest is requested
+    (``Range: bytes=N-``). A server that ignores the range sends everything again.
+
+    Args:
+        url: ``http(s)://`` or ``file://`` URL.
+        dest: final file path; an existing complete file is kept (and checked).
+        sha256: expected hex digest; a mismatch removes the file and raises.
+        timeout: seconds to wait for the connection and for each read.
+        opener: a :class:`urllib.request.OpenerDirector` (tests pass fakes).
+
+    Raises:
+        DownloadError: unreachable server, HTTP error, incomplete transfer (run again
+            to resume) or checksum mismatch.
+
+    Example:
+        >>> download_file("https://example.org/a.zip", "data/a.zip")  # doctest: +SKIP
+    """
+    target = Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_file():
+        _verify(target, sha256, url)
+        return target
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "covidlib"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    client = opener or urllib.request.build_opener()
+    try:
+        response = client.open(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # nothing left to send: the part is complete
+            os.replace(part, target)
+            _verify(target, sha256, url)
+            return target
+        raise DownloadError(
+            _offline_message(url, target, f"HTTP {error.code} {error.reason}")
+        ) from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DownloadError(_offline_message(url, target, reason)) from None
+
+    with contextlib.closing(response):
+        status = getattr(response, "status", None) or response.getcode() or 200
+        resumed = have > 0 and status == 206
+        length = response.headers.get("Content-Length")
+        expected_total = (int(length) + (have if resumed else 0)) if length else None
+        try:
+            with open(part, "ab" if resumed else "wb") as handle:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    handle.write(chunk)
+        except OSError as error:
+            raise DownloadError(
+                f"download of {url} was interrupted ({error}); run the command again to "
+                f"resume from {part}."
+            ) from None
+    size = part.stat().st_size
+    if expected_total is not None and size < expected_total:
+        raise DownloadError(
+            f"download of {url} stopped after {size} of {expected_total} bytes; run the "
+            f"command again to resume from {part}."
+        )
+    os.replace(part, target)
+    _verify(target, sha256, url)
+    return target
+
+
+def _verify(path: Path, sha256: str | None, url: str) -> None:
+    if sha256 is None:
+        return
+    actual = sha256_file(path)
+    if actual.lower() != sha256.lower():
+        path.unlink()
+        raise DownloadError(
+            f"checksum mismatch for {path} from {url}: expected sha256 {sha256}, got "
+            f"{actual}. The file was removed; download it again."
+        )
+
+
+def count_class_files(folders: dict[str, Path]) -> dict[str, int]:
+    """Count the visible files below each class folder (no decoding).
+
+    Example:
+        >>> count_class_files({})
+        {}
+    """
+    return {
+        class_name: sum(1 for _ in walk_visible_files(folder))
+        for class_name, folder in folders.items()
+    }
+
+
+def _validate(spec: DatasetSpec, root: Path) -> str | None:
+    """Check the layout and counts of a finished folder; return the matched variant."""
+    folders = find_layout(spec.name, root, extract=False)
+    counts = count_class_files(folders)
+    found = (counts[spec.classes[0].name], counts[spec.classes[1].name])
+    if not spec.expected_counts:
+        return None
+    for variant in spec.expected_counts:
+        if (variant.covid, variant.non_covid) == found:
+            return variant.name
+    expected = "; ".join(f"{v.name}: {v.covid}/{v.non_covid}" for v in spec.expected_counts)
+    raise DownloadError(
+        f"{spec.name} at {root} holds {found[0]}/{found[1]} COVID/non-COVID files; "
+        f"expected {expected}. The download looks incomplete or changed upstream."
+    )
+
+
+def _already_there(spec: DatasetSpec, root: Path) -> bool:
+    if not root.exists():
+        return False
+    if root.is_dir() and not any(not is_ignored_name(p.name) for p in root.iterdir()):
+        return False  # an empty folder: download into it
+    try:
+        find_layout(spec.name, root)  # also extracts zips the user placed there
+    except DatasetLayoutError as error:
+        raise DownloadError(
+            f"{root} exists but is not a complete {spec.name} copy ({error}). Remove it or "
+            "choose another --root."
+        ) from None
+    _validate(spec, root)
+    return True
+
+
+def _kaggle_instructions(spec: DatasetSpec, root: Path) -> str:
+    archives = " or ".join(spec.archives)
+    return (
+        f"Download it by hand from {spec.homepage} (a free Kaggle account is needed), then "
+        f"either unzip it so that {root / spec.classes[0].folder} and "
+        f"{root / spec.classes[1].folder} exist, or put the zip ({archives}) into {root}; "
+        f"then run `covidlib datasets index {spec.name} --root {root}`."
+    )
+
+
+def _finish(spec: DatasetSpec, tmp: Path, root: Path) -> Path:
+    """Validate the temporary folder and rename it onto ``root``."""
+    _validate(spec, tmp)
+    if root.is_dir():
+        shutil.rmtree(root)  # holds nothing but ignored names (see _already_there)
+    os.replace(tmp, root)
+    return root
+
+
+def _download_github(spec: DatasetSpec, root: Path, timeout: float, opener: Any) -> Path:
+    staging = root.parent / f".{root.name}.download"
+    try:
+        fetched = _fetch_all(spec, staging, timeout, opener)
+    except DownloadError as error:
+        archives = [Path(f.relpath).name for f in spec.files if f.extract]
+        others = [f.relpath for f in spec.files if not f.extract]
+        raise DownloadError(
+            f"{error} Alternatively put {' and '.join(archives)} (from {spec.homepage}) into "
+            f"{root}, optionally with {', '.join(others)}; covidlib extracts them on first use."
+        ) from None
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for item, path in fetched:
+            if not item.extract:
+                (tmp / item.relpath).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, tmp / item.relpath)
+        extract_archives(spec, tmp, [path for item, path in fetched if item.extract])
+        _finish(spec, tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _fetch_all(
+    spec: DatasetSpec, staging: Path, timeout: float, opener: Any
+) -> list[tuple[Any, Path]]:
+    return [
+        (
+            item,
+            download_file(
+                item.url, staging / item.relpath, sha256=item.sha256, timeout=timeout, opener=opener
+            ),
+        )
+        for item in spec.files
+    ]
+
+
+def _download_kaggle(spec: DatasetSpec, root: Path, timeout: float, opener: Any) -> Path:
+    probe = "https://www.kaggle.com/"
+    try:
+        client = opener or urllib.request.build_opener()
+        with contextlib.closing(client.open(urllib.request.Request(probe), timeout=timeout)):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DownloadError(
+            f"cannot reach {probe} ({reason}). " + _kaggle_instructions(spec, root)
+        ) from None
+    try:
+        import kagglehub
+
+        cache = Path(kagglehub.dataset_download(str(spec.kaggle_slug)))
+    except Exception as error:  # kagglehub raises many types (auth, HTTP, ...)
+        raise DownloadError(
+            f"kagglehub could not download {spec.kaggle_slug} ({error}). "
+            + _kaggle_instructions(spec, root)
+        ) from None
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        folders = find_layout(spec.name, cache)
+        for class_spec in spec.classes:
+            shutil.copytree(folders[class_spec.name], tmp / class_spec.folder)
+        _finish(spec, tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def download_dataset(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    opener: Any | None = None,
+) -> Path:
+    """Download a registry dataset into ``root`` (default ``data_dir()/name``).
+
+    A root that already holds the dataset (or its zips) is checked and returned. The
+    phantom is generated instead of downloaded.
+
+    Raises:
+        DownloadError: offline, failed checksum, wrong counts, or a non-empty root that
+            holds something else.
+
+    Example:
+        >>> download_dataset("covid19-ct", "/tmp/covid19-ct")  # doctest: +SKIP
+    """
+    spec = get_dataset(name)
+    target = (default_root(name) if root is None else Path(root)).expanduser().absolute()
+    if spec.source == "generated":
+        from covidlib.config import get_profile
+        from covidlib.data.phantom import PhantomExistsError, generate_phantom
+
+        profile = get_profile()
+        try:  # the same phantom ensure_dataset makes; the default folder is a cache
+            return Path(
+                generate_phantom(
+                    target,
+                    n=profile.phantom_size,
+                    difficulty=profile.phantom_difficulty,
+                    overwrite=root is None,
+                )
+            )
+        except PhantomExistsError as error:
+            raise DownloadError(str(error)) from None
+    if _already_there(spec, target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if spec.source == "github":
+        return _download_github(spec, target, timeout, opener)
+    if spec.source == "kaggle":
+        return _download_kaggle(spec, target, timeout, opener)
+    raise DownloadError(f"no download method for source {spec.source!r} of {name}")

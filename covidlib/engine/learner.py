@@ -1,0 +1,866 @@
+"""The training engine: the paper's protocol (section 5.2) as a fastai ``Learner``.
+
+* loss: binary cross-entropy on the single logit (fastai ``BCEWithLogitsLossFlat``);
+* optimizer: LAMB from ``torch_optimizer`` inside fastai's ``OptimWrapper``, weight decay 1
+  (``torch_optimizer.Lamb`` adds it to the Adam step *before* the layer-wise trust ratio);
+* batch size 32, 100 epochs, learning rate 3e-4 stepped down to 1e-4 at epoch 50, 3e-5 at
+  70, 1e-5 at 80 and 3e-6 at 90; with fewer epochs epoch ``e`` of ``E`` uses the rate of the
+  paper's epoch ``e * 100 / E``;
+* no validation set inside the training folds: the last epoch's model is the fold's model;
+* mixed precision and channels-last on a GPU, float32 on the CPU;
+* resumable: data order and augmentation are seeded per (fold, epoch), and a checkpoint
+  (model, optimizer, epoch, RNG states, epoch log) is written atomically after every epoch.
+
+Example:
+    >>> config = TrainConfig(epochs=10)
+    >>> config.lr_schedule()[:6], config.lr_at(9)
+    ([0.0003, 0.0003, 0.0003, 0.0003, 0.0003, 0.0001], 3e-06)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from covidlib.config import resolve_device
+from covidlib.evaluate.metrics import binary_metrics
+from covidlib.utils.compat import quiet_fastai_import
+from covidlib.utils.fileio import atomic_path, atomic_write_text
+
+with quiet_fastai_import():
+    from fastai.callback.core import Callback, CancelValidException
+    from fastai.learner import Learner
+    from fastai.losses import BCEWithLogitsLossFlat
+    from fastai.optimizer import OptimWrapper
+    from fastai.torch_core import find_bs
+
+if TYPE_CHECKING:
+    from fastai.data.core import DataLoaders
+
+    from covidlib.config import Profile
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"
+MODEL_FILE = "model.pt"
+EPOCH_LOG_FILE = "epochs.csv"
+PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
+FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
+
+
+def _lamb(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    import torch_optimizer
+
+    return torch_optimizer.Lamb(
+        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _adam(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(
+        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _adamw(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _sgd(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params, lr=lr or config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+# One entry per optimizer: name -> builder(params, config, lr). LAMB is the paper's.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "lamb": _lamb,
+    "adam": _adam,
+    "adamw": _adamw,
+    "sgd": _sgd,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how one fold is trained; the defaults are the paper's.
+
+    Attributes:
+        epochs: training epochs per fold (paper: 100).
+        batch_size: images per batch (paper: 32).
+        lr: initial learning rate (paper: 3e-4).
+        lr_steps: ``(epoch, lr)`` pairs of the step schedule, given for ``schedule_epochs``
+            and ``schedule_lr``.
+        schedule_epochs: the epoch count ``lr_steps`` refers to; other epoch counts scale.
+        schedule_lr: the initial rate ``lr_steps`` refers to; another ``lr`` scales every
+            step by ``lr / schedule_lr`` (the schedule keeps its shape).
+        optimizer: a key of :data:`OPTIMIZERS` (paper: ``"lamb"``).
+        weight_decay: weight decay handed to the optimizer (paper: 1).
+        betas: Adam/LAMB moment coefficients.
+        eps: Adam/LAMB epsilon (``torch_optimizer.Lamb``'s default 1e-6).
+        momentum: SGD momentum (only for ``optimizer="sgd"``).
+        seed: seeds model init, data order and augmentation (mixed with the fold/epoch).
+        fold_model: ``"last"`` (paper: no validation set inside the training folds) or
+            ``"lowest_train_loss"`` (the epoch with the lowest mean training loss).
+        augment: apply the paper's training augmentation.
+        canvas_scale: factor on the model's custom input size (1.0 = paper).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        mixed_precision: float16 autocast on CUDA (ignored on the CPU).
+        channels_last: channels-last memory format on CUDA (ignored on the CPU).
+        num_workers: data loading worker processes.
+
+    Example:
+        >>> TrainConfig().weight_decay, TrainConfig(epochs=4).lr_schedule()
+        (1.0, [0.0003, 0.0003, 0.0001, 3e-05])
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 3e-4
+    lr_steps: tuple[tuple[int, float], ...] = ((50, 1e-4), (70, 3e-5), (80, 1e-5), (90, 3e-6))
+    schedule_epochs: int = 100
+    schedule_lr: float = 3e-4
+    optimizer: str = "lamb"
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+    momentum: float = 0.9
+    seed: int = 0
+    fold_model: str = "last"
+    augment: bool = True
+    canvas_scale: float = 1.0
+    device: str = "auto"
+    mixed_precision: bool = True
+    channels_last: bool = True
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        # JSON turns tuples into lists; store tuples so configs compare and hash equal.
+        object.__setattr__(self, "lr_steps", tuple((int(e), float(v)) for e, v in self.lr_steps))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0 (got {self.lr})")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
+        if self.fold_model not in FOLD_MODEL_CHOICES:
+            problems.append(f"fold_model {self.fold_model!r} is not one of {FOLD_MODEL_CHOICES}")
+        if self.schedule_epochs < 1:
+            problems.append(f"schedule_epochs must be >= 1 (got {self.schedule_epochs})")
+        if self.schedule_lr <= 0:
+            problems.append(f"schedule_lr must be > 0 (got {self.schedule_lr})")
+        if self.canvas_scale <= 0:
+            problems.append(f"canvas_scale must be > 0 (got {self.canvas_scale})")
+        if problems:
+            raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None = None, **overrides: Any) -> TrainConfig:
+        """Return the paper's config with the profile's epochs, lr, batch size and canvas scale.
+
+        Example:
+            >>> from covidlib.config import get_profile
+            >>> TrainConfig.from_profile(get_profile("quick"), seed=3).epochs
+            6
+        """
+        if profile is None:
+            from covidlib.config import get_profile
+
+            profile = get_profile()
+        values: dict[str, Any] = {
+            "epochs": profile.epochs,
+            "lr": profile.lr,
+            "batch_size": profile.batch_size,
+            "canvas_scale": profile.canvas_scale,
+            "device": profile.device,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown TrainConfig keys {unknown}; known keys: {sorted(known)}.")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as JSON-ready data (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def with_overrides(self, **changes: Any) -> TrainConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def lr_at(self, epoch: int) -> float:
+        """Return the learning rate of epoch ``epoch`` (0-based) of :attr:`epochs`.
+
+        Epoch ``e`` of ``E`` uses the paper's rate at epoch ``e * schedule_epochs / E``;
+        integer arithmetic keeps the comparison exact. Step rates scale with
+        ``lr / schedule_lr`` (exactly the paper's values at the paper's ``lr``).
+
+        Example:
+            >>> TrainConfig(epochs=2, lr=3e-3).lr_schedule()
+            [0.003, 0.001]
+        """
+        if not 0 <= epoch < self.epochs:
+            raise ValueError(f"epoch {epoch} is outside 0..{self.epochs - 1}.")
+        scale = 1.0 if self.lr == self.schedule_lr else self.lr / self.schedule_lr
+        rate = self.lr
+        for milestone, value in sorted(self.lr_steps):
+            if epoch * self.schedule_epochs >= milestone * self.epochs:
+                rate = float(f"{value * scale:.12g}")  # no 0.0010000000000000002
+        return rate
+
+    def lr_schedule(self) -> list[float]:
+        """Return the learning rate of every epoch."""
+        return [self.lr_at(epoch) for epoch in range(self.epochs)]
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """Return a well-mixed 31-bit seed for ``seed`` and keys such as (fold, epoch).
+
+    Example:
+        >>> derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
+        True
+    """
+    sequence = np.random.SeedSequence([seed, *[k + 1 for k in keys]])
+    return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _reseed_loader(loader: Any, seed: int) -> None:
+    """Make a loader's order (and augmentation) depend only on ``seed``.
+
+    A loader with a ``reseed(seed)`` method (covidlib's ``CachedDataLoader``) reseeds its
+    order and its augmentation; for any other fastai loader the order's ``rng`` is replaced.
+    """
+    # Look on the class: fastai loaders forward unknown attributes to their dataset.
+    if callable(getattr(type(loader), "reseed", None)):
+        loader.reseed(seed)
+    elif isinstance(getattr(loader, "rng", None), random.Random):
+        loader.rng = random.Random(seed)
+
+
+def _rng_states() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(np.asarray(keys).copy()), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(states: Mapping[str, Any]) -> None:
+    random.setstate(states["python"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class StepSchedule(Callback):
+    """Set the learning rate of each epoch from :meth:`TrainConfig.lr_at`.
+
+    ``start_epoch`` is the absolute epoch of the first epoch of this ``fit`` (resume).
+    """
+
+    order = 1
+
+    def __init__(self, config: TrainConfig, start_epoch: int = 0) -> None:
+        self.config, self.start_epoch = config, start_epoch
+
+    def before_epoch(self) -> None:
+        self.learn.opt.set_hyper("lr", self.config.lr_at(self.start_epoch + self.learn.epoch))
+
+
+class EpochSeeding(Callback):
+    """Seed every random generator and the training loader's order per (fold, epoch).
+
+    This makes epoch ``e`` draw the same batches and augmentations whether the fold ran
+    straight through or was resumed from a checkpoint.
+    """
+
+    order = 2
+
+    def __init__(self, seed: int, fold: int, start_epoch: int = 0) -> None:
+        self.seed, self.fold, self.start_epoch = seed, fold, start_epoch
+
+    def before_epoch(self) -> None:
+        epoch_seed = derive_seed(self.seed, self.fold, self.start_epoch + self.learn.epoch)
+        seed_everything(epoch_seed)
+        _reseed_loader(self.learn.dls.train, epoch_seed)
+
+
+class SkipValidation(Callback):
+    """Skip the per-epoch pass over ``dls.valid``: it is the test fold, not a validation set."""
+
+    def before_validate(self) -> None:
+        raise CancelValidException()
+
+
+class EpochCheckpoint(Callback):
+    """Record the epoch log and write checkpoint, log (and best weights) after every epoch."""
+
+    order = 60  # after fastai's Recorder (50)
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        fold_dir: Path | None,
+        history: list[dict[str, Any]],
+        start_epoch: int = 0,
+    ) -> None:
+        self.config, self.fold_dir, self.history = config, fold_dir, history
+        self.start_epoch = start_epoch
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._count = 0
+        self._started = 0.0
+
+    def before_epoch(self) -> None:
+        self._loss_sum, self._count = 0.0, 0
+        self._started = time.perf_counter()
+
+    def after_batch(self) -> None:
+        if not self.learn.training:
+            return
+        size = find_bs(self.learn.yb)
+        self._loss_sum = self._loss_sum + self.learn.loss.detach().float() * size
+        self._count += size
+
+    def after_epoch(self) -> None:
+        epoch = self.start_epoch + self.learn.epoch
+        _check_finite_weights(self.learn.model, epoch, self.fold_dir)
+        loss = float(self._loss_sum) / max(self._count, 1)
+        row = {
+            "epoch": epoch,
+            "train_loss": loss,
+            "lr": float(self.learn.opt.hypers[-1]["lr"]),
+            "seconds": time.perf_counter() - self._started,
+        }
+        previous_best = min((r["train_loss"] for r in self.history), default=float("inf"))
+        self.history.append(row)
+        if self.fold_dir is None:
+            return
+        if self.config.fold_model == "lowest_train_loss" and loss < previous_best:
+            _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()},
+                               self.fold_dir / BEST_FILE)
+        save_checkpoint(self.learn, self.fold_dir / CHECKPOINT_FILE, epoch + 1, self.history)
+        write_csv(pd.DataFrame(self.history), self.fold_dir / EPOCH_LOG_FILE)
+
+
+def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | None) -> None:
+    """Stop a diverged fold at the end of the epoch, before its checkpoint is overwritten.
+
+    Under mixed precision a batch whose loss overflows is skipped by the gradient scaler,
+    so a non-finite loss alone is not fatal; non-finite weights are.
+    """
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    if flags and not bool(torch.stack(flags).all()):  # one synchronisation per epoch
+        kept = (
+            f" The checkpoint of the previous epoch in {fold_dir} is kept."
+            if fold_dir is not None else ""
+        )
+        raise FloatingPointError(
+            f"epoch {epoch}: the model's weights hold NaN or infinite values, training "
+            f"diverged.{kept} Train again with a lower learning rate (in a new run folder)."
+        )
+
+
+def _torch_save_atomic(obj: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:  # the temp name keeps the suffix torch.save looks at
+        torch.save(obj, tmp)
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as CSV (no index) atomically and return ``path``."""
+    atomic_write_text(path, frame.to_csv(index=False))
+    return path
+
+
+def write_json(data: Any, path: Path) -> Path:
+    """Write ``data`` as indented JSON atomically and return ``path``."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def save_checkpoint(
+    learner: Learner, path: Path, epochs_done: int, history: Sequence[Mapping[str, Any]]
+) -> Path:
+    """Write model, optimizer, completed epochs, RNG states and epoch log atomically."""
+    state: dict[str, Any] = {
+        "epochs_done": epochs_done,
+        "model": learner.model.state_dict(),
+        "optimizer": learner.opt.state_dict(),
+        "rng": _rng_states(),
+        "history": [dict(row) for row in history],
+    }
+    scaler = getattr(learner, "scaler", None)
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return _torch_save_atomic(state, path)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        ValueError: when the file is not a readable covidlib checkpoint (delete it to restart
+            the fold).
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a broken file
+        raise ValueError(
+            f"Cannot read checkpoint {path}: {error}. Delete it to restart this fold."
+        ) from error
+    if not isinstance(state, dict) or "epochs_done" not in state or "model" not in state:
+        raise ValueError(f"{path} is not a covidlib training checkpoint; delete it to restart.")
+    return state
+
+
+def make_learner(
+    model: torch.nn.Module, dls: DataLoaders, config: TrainConfig | None = None
+) -> Learner:
+    """Return a fastai ``Learner`` set up as the paper trains (see the module docstring).
+
+    The optimizer is ``OPTIMIZERS[config.optimizer]`` wrapped in fastai's ``OptimWrapper``;
+    weight decay and learning rate are set on its parameter groups. Progress bars and the
+    per-epoch table appear only when :func:`covidlib.config.progress_enabled` is true.
+    On CUDA it switches on cuDNN's benchmark mode (the canvas is fixed, so cuDNN times its
+    kernels once and keeps the fastest): GPU runs then repeat up to float rounding, not bit
+    for bit.
+
+    Example:
+        >>> from fastai.data.core import DataLoaders
+        >>> from fastai.data.load import DataLoader
+        >>> data = [(torch.zeros(3, 8, 8), torch.tensor(1.0))] * 4
+        >>> dls = DataLoaders(DataLoader(data, bs=2), DataLoader(data, bs=2))
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 1))
+        >>> learner = make_learner(model, dls, TrainConfig(device="cpu"))
+        >>> learner.create_opt(); learner.opt.opt.param_groups[0]["weight_decay"]
+        1.0
+    """
+    from covidlib.config import progress_enabled
+
+    show_progress = progress_enabled()
+    if show_progress:  # importing it adds fastai's ProgressCallback to every new Learner
+        with quiet_fastai_import():
+            import fastai.callback.progress  # noqa: F401
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    model = model.to(device)
+    build = OPTIMIZERS[config.optimizer]
+    opt_func = partial(OptimWrapper, opt=partial(build, config=config))
+    learner = Learner(
+        dls, model, loss_func=BCEWithLogitsLossFlat(), opt_func=opt_func, lr=config.lr,
+        # wd_bn_bias: the paper decays every parameter, norms and biases included.
+        wd=config.weight_decay, wd_bn_bias=True,
+    )
+    learner.recorder.valid_metrics = False
+    if device.type == "cuda":
+        # One canvas for the whole run: let cuDNN time its kernels once and keep the fastest.
+        torch.backends.cudnn.benchmark = True
+        if config.channels_last:
+            from fastai.callback.channelslast import ChannelsLast
+
+            learner.add_cb(ChannelsLast())
+        if config.mixed_precision:
+            learner.to_fp16()
+    if not show_progress:
+        _silence(learner)
+    return learner
+
+
+def _silence(learner: Learner) -> None:
+    """Remove fastai's progress bars and per-epoch table from ``learner``."""
+    learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ == "ProgressCallback"])
+    learner.logger = _quiet
+
+
+def _quiet(*_: Any) -> None:
+    """A logger that drops fastai's per-epoch table (book build, CI, tests)."""
+
+
+@dataclass
+class FoldResult:
+    """What training one fold produced.
+
+    Attributes:
+        fold: fold number.
+        learner: the fastai ``Learner`` holding the fold's model.
+        history: epoch log (epoch, train_loss, lr, seconds).
+        predictions: test-fold predictions (path, label, probability, fold).
+        metrics: :func:`covidlib.evaluate.metrics.binary_metrics` of the predictions.
+        resumed_from: epochs already done when this call started (0 = fresh).
+        fold_dir: the fold's folder in the run folder, if any.
+    """
+
+    fold: int
+    learner: Learner
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+    metrics: dict[str, float]
+    resumed_from: int = 0
+    fold_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def predict_probabilities(learner: Learner, loader: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (COVID probability, target) of every sample of ``loader``, in its order.
+
+    fastai's ``get_preds`` applies the loss's activation (a sigmoid for the one logit) and
+    the learner's callbacks (mixed precision, channels-last).
+    """
+    probabilities, targets = learner.get_preds(dl=loader)
+    return probabilities.float().reshape(-1).numpy(), targets.float().reshape(-1).numpy()
+
+
+def train_fold(
+    model: torch.nn.Module,
+    dls: DataLoaders,
+    test_table: pd.DataFrame,
+    config: TrainConfig | None = None,
+    *,
+    fold: int = 0,
+    fold_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> FoldResult:
+    """Train ``model`` on ``dls.train``, predict ``dls.valid`` (the test fold), score it.
+
+    With ``fold_dir`` the fold resumes from ``fold_dir/checkpoint.pt`` when one exists and
+    writes the epoch log, checkpoints, ``predictions.csv``, ``model.pt`` and (last)
+    ``metrics.json`` there. Seed the model's initialisation before calling this.
+
+    Args:
+        model: a network with one logit per image ([B, 1]).
+        dls: fastai ``DataLoaders``; ``valid`` is the test fold, unshuffled.
+        test_table: one row per test image in ``dls.valid`` order with ``path`` and ``label``.
+        config: training settings (paper defaults).
+        fold: fold number (seeds data order per epoch; written into the predictions).
+        fold_dir: folder for checkpoints and results, or ``None`` for nothing on disk.
+        callbacks: extra fastai callbacks for this fit (tests use one to interrupt).
+
+    Example:
+        >>> from fastai.data.core import DataLoaders
+        >>> from fastai.data.load import DataLoader
+        >>> data = [(torch.randn(3, 8, 8), torch.tensor(float(i % 2))) for i in range(8)]
+        >>> dls = DataLoaders(DataLoader(data, bs=4, shuffle=True), DataLoader(data, bs=4))
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 1))
+        >>> table = pd.DataFrame({"path": [f"{i}.png" for i in range(8)], "label": [0, 1] * 4})
+        >>> result = train_fold(model, dls, table, TrainConfig(epochs=2, device="cpu"))
+        >>> list(result.history["lr"]), len(result.predictions)
+        ([0.0003, 0.0001], 8)
+    """
+    config = config or TrainConfig()
+    folder = Path(fold_dir) if fold_dir is not None else None
+    if config.fold_model != "last" and folder is None:
+        raise ValueError(
+            f"fold_model={config.fold_model!r} keeps the best epoch's weights in the fold "
+            "folder: pass fold_dir (run_cv does), or use fold_model='last'."
+        )
+    learner = make_learner(model, dls, config)
+    learner.create_opt()
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    checkpoint = folder / CHECKPOINT_FILE if folder is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = load_checkpoint(checkpoint, map_location="cpu")
+        learner.model.load_state_dict(state["model"])
+        learner.opt.load_state_dict(state["optimizer"])
+        _restore_rng_states(state["rng"])
+        history = [dict(row) for row in state["history"]]
+        start_epoch = int(state["epochs_done"])
+        if start_epoch > config.epochs:
+            raise ValueError(
+                f"{checkpoint} already holds {start_epoch} epochs but the config asks for "
+                f"{config.epochs}; use another run folder."
+            )
+        if "scaler" in state:
+            learner.add_cb(_RestoreScaler(state["scaler"]))
+    remaining = config.epochs - start_epoch
+    if remaining > 0:
+        cbs = [
+            StepSchedule(config, start_epoch),
+            EpochSeeding(config.seed, fold, start_epoch),
+            SkipValidation(),
+            EpochCheckpoint(config, folder, history, start_epoch),
+            *callbacks,
+        ]
+        learner.fit(remaining, lr=config.lr, wd=config.weight_decay, cbs=cbs)
+    if config.fold_model == "lowest_train_loss" and folder is not None:
+        best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+        learner.model.load_state_dict(best["model"])
+    probabilities, targets = predict_probabilities(learner, dls.valid)
+    expected = test_table["label"].to_numpy(dtype=np.float32)
+    if len(targets) != len(expected) or not np.array_equal(targets, expected):
+        raise ValueError(
+            f"dls.valid yielded {len(targets)} images whose labels do not match the "
+            f"{len(expected)} rows of the test table; the test loader must keep every test "
+            "image, in order."
+        )
+    broken = int((~np.isfinite(probabilities)).sum())
+    if broken:
+        raise ValueError(
+            f"fold {fold}: {broken} of {len(probabilities)} test predictions are NaN or "
+            "infinite: training diverged or a float16 activation overflowed. Train again with "
+            "a lower learning rate or with mixed_precision=False"
+            + (f" (in another run folder than {folder})." if folder is not None else ".")
+        )
+    predictions = pd.DataFrame(
+        {
+            "path": test_table["path"].astype(str).to_numpy(),
+            "label": test_table["label"].astype(int).to_numpy(),
+            "probability": probabilities.astype(float),
+            "fold": fold,
+        }
+    )
+    metrics = binary_metrics(predictions["label"], predictions["probability"])
+    if folder is not None:
+        write_csv(predictions, folder / PREDICTIONS_FILE)
+        _torch_save_atomic({"model": learner.model.state_dict()}, folder / MODEL_FILE)
+        write_json({"fold": fold, **metrics}, folder / METRICS_FILE)
+    return FoldResult(
+        fold=fold,
+        learner=learner,
+        history=pd.DataFrame(history, columns=["epoch", "train_loss", "lr", "seconds"]),
+        predictions=predictions,
+        metrics=metrics,
+        resumed_from=start_epoch,
+        fold_dir=folder,
+    )
+
+
+class _RestoreScaler(Callback):
+    """Load a saved GradScaler state once fastai's MixedPrecision has created the scaler."""
+
+    order = 15  # MixedPrecision is 10
+
+    def __init__(self, state: Mapping[str, Any]) -> None:
+        self.state = dict(state)
+
+    def before_fit(self) -> None:
+        scaler = getattr(self.learn, "scaler", None)
+        if scaler is not None and self.state:
+            scaler.load_state_dict(self.state)
+            self.state = {}
+
+
+def default_canvas(model_name: str, config: TrainConfig) -> tuple[int, int]:
+    """Return the model's custom input (w, h) scaled by ``config.canvas_scale``."""
+    from covidlib.models.registry import get_spec
+
+    return tuple(get_spec(model_name).canvas(config.canvas_scale))  # type: ignore[return-value]
+
+
+def fit_fold(
+    model_name: str,
+    images: pd.DataFrame,
+    train_rows: Sequence[int] | np.ndarray,
+    test_rows: Sequence[int] | np.ndarray,
+    config: TrainConfig | None = None,
+    *,
+    canvas: tuple[int, int] | None = None,
+    pretrained: bool | str | Path = False,
+    fold: int = 0,
+    fold_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> FoldResult:
+    """Train a registry model on ``train_rows`` of ``images`` and evaluate on ``test_rows``.
+
+    Args:
+        model_name: a key of :func:`covidlib.models.registry.list_models`.
+        images: a dataset table (``DatasetIndex.images``).
+        train_rows: positional rows of the training folds.
+        test_rows: positional rows of the test fold.
+        config: training settings; ``None`` is the paper's.
+        canvas: letterbox canvas (w, h); ``None`` is the model's custom input scaled by
+            ``config.canvas_scale``.
+        pretrained: ImageNet weights (``True``), a weights file, or random init.
+        fold: fold number.
+        fold_dir: folder for checkpoints and results (resumes from it), or ``None``.
+        callbacks: extra fastai callbacks.
+
+    Example:
+        >>> result = fit_fold("squeezenet", images, train, test, TrainConfig(epochs=1))
+        ... # doctest: +SKIP
+    """
+    from covidlib.data.loaders import fold_dataloaders
+    from covidlib.models.registry import create_model, get_spec
+
+    config = config or TrainConfig()
+    train_rows = np.asarray(train_rows, dtype=int)
+    test_rows = np.asarray(test_rows, dtype=int)
+    overlap = np.intersect1d(train_rows, test_rows)
+    if overlap.size:
+        raise ValueError(f"{overlap.size} rows are in both the training and the test fold.")
+    canvas = canvas or default_canvas(model_name, config)
+    seed_everything(derive_seed(config.seed, fold))
+    model = create_model(model_name, pretrained=pretrained)
+    augment = None
+    if config.augment:
+        from covidlib.transforms.augment import AugmentConfig
+
+        augment = AugmentConfig()
+    device = resolve_device(config.device)
+    mean, std = get_spec(model_name).normalization
+    dls = fold_dataloaders(
+        images, train_rows, test_rows, canvas, config.batch_size, augment=augment,
+        seed=derive_seed(config.seed, fold), device=device, num_workers=config.num_workers,
+        mean=mean, std=std,
+    )
+    test_table = images.iloc[test_rows]
+    return train_fold(
+        model, dls, test_table, config, fold=fold, fold_dir=fold_dir, callbacks=callbacks
+    )
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Return the dotted keys whose values differ between two nested config dicts.
+
+    Example:
+        >>> config_differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0})
+        ['b.c', 'd']
+    """
+    differences: list[str] = []
+    for key in sorted(set(saved) | set(current)):
+        left, right = saved.get(key, _MISSING), current.get(key, _MISSING)
+        if isinstance(left, Mapping) and isinstance(right, Mapping):
+            differences += [f"{key}.{sub}" for sub in config_differences(left, right)]
+        elif left != right:
+            differences.append(key)
+    return differences
+
+
+_MISSING = object()
+
+__all__ = [
+    "FOLD_MODEL_CHOICES",
+    "OPTIMIZERS",
+    "EpochCheckpoint",
+    "EpochSeeding",
+    "FoldResult",
+    "SkipValidation",
+    "StepSchedule",
+    "TrainConfig",
+    "config_differences",
+    "derive_seed",
+    "fit_fold",
+    "load_checkpoint",
+    "make_learner",
+    "predict_probabilities",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_everything",
+    "train_fold",
+]
+
+
+def lamb_trust_ratios(model: torch.nn.Module, optimizer: Any) -> pd.DataFrame:
+    """Return, per parameter tensor, what ``torch_optimizer.Lamb`` measured in its last step.
+
+    Columns: ``name``, ``shape``, ``weight_norm`` (||w||, clipped at 10), ``update_norm``
+    (||Adam step + weight decay * w||) and ``trust_ratio`` (their quotient: the factor LAMB
+    multiplies this layer's learning rate with).
+
+    Args:
+        model: the network whose parameters the optimizer updates.
+        optimizer: a ``torch_optimizer.Lamb`` or a fastai ``OptimWrapper`` around one, after
+            at least one ``step()``.
+
+    Example:
+        >>> import torch_optimizer
+        >>> layer = torch.nn.Linear(3, 1)
+        >>> opt = torch_optimizer.Lamb(layer.parameters(), weight_decay=1.0)
+        >>> layer(torch.ones(2, 3)).sum().backward(); opt.step()
+        >>> lamb_trust_ratios(layer, opt)["name"].tolist()
+        ['weight', 'bias']
+    """
+    inner = getattr(optimizer, "opt", optimizer)
+    rows = []
+    for name, parameter in model.named_parameters():
+        state = inner.state.get(parameter, {})
+        if "trust_ratio" not in state:
+            continue
+        rows.append({
+            "name": name,
+            "shape": "x".join(str(s) for s in parameter.shape),
+            "weight_norm": float(state["weight_norm"]),
+            "update_norm": float(state["adam_norm"]),
+            "trust_ratio": float(state["trust_ratio"]),
+        })
+    if not rows:
+        raise ValueError("The optimizer holds no LAMB statistics: call step() on a Lamb first.")
+    return pd.DataFrame(rows)
+
+
+class _RecordLr(Callback):
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            group = self.learn.opt.opt.param_groups[0]
+            self.rows.append({"epoch": self.learn.epoch, "lr": group["lr"],
+                              "weight_decay": group["weight_decay"]})
+
+
+def lr_trace(config: TrainConfig | None = None) -> pd.DataFrame:
+    """Return the learning rate and weight decay the torch optimizer holds in each epoch.
+
+    Runs the engine's schedule on a one-parameter model (one batch per epoch) and reads the
+    values from the optimizer's parameter group, not from the config.
+
+    Example:
+        >>> lr_trace(TrainConfig(epochs=4, device="cpu"))["lr"].tolist()
+        [0.0003, 0.0003, 0.0001, 3e-05]
+    """
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+
+    config = (config or TrainConfig()).with_overrides(device="cpu")
+    data = [(torch.zeros(1), torch.tensor(1.0))]
+    dls = DataLoaders(DataLoader(data, bs=1), DataLoader(data, bs=1))
+    learner = make_learner(torch.nn.Linear(1, 1), dls, config)
+    _silence(learner)
+    recorder = _RecordLr()
+    learner.fit(
+        config.epochs, lr=config.lr, wd=config.weight_decay,
+        cbs=[StepSchedule(config), SkipValidation(), recorder],
+    )
+    return pd.DataFrame(recorder.rows)

@@ -1,0 +1,103 @@
+"""Tests of `covidlib cv` and `covidlib predict`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from covidlib.cli import main
+
+
+def recomputed(predictions: pd.DataFrame) -> dict[str, float]:
+    truth, predicted = predictions["label"], (predictions["probability"] >= 0.5).astype(int)
+    return {
+        "accuracy": accuracy_score(truth, predicted),
+        "precision": precision_score(truth, predicted, zero_division=0),
+        "recall": recall_score(truth, predicted, zero_division=0),
+        "specificity": recall_score(truth, predicted, pos_label=0, zero_division=0),
+        "f1": f1_score(truth, predicted, zero_division=0),
+    }
+
+
+def assert_summary_matches_predictions(run_dir: Path) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert summary["complete"] and sorted(summary["folds"]) == ["0", "1", "2", "3", "4"]
+    for fold, rows in predictions.groupby("fold"):
+        assert summary["folds"][str(fold)] == pytest.approx(recomputed(rows))
+        fold_rows = pd.read_csv(run_dir / f"fold-{fold}" / "predictions.csv")
+        pd.testing.assert_frame_equal(fold_rows, rows.reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def small_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from covidlib.data.phantom import generate_phantom
+
+    return Path(generate_phantom(tmp_path_factory.mktemp("phantom"), n=30, seed=1))
+
+
+def test_cv_and_predict_on_a_small_phantom(
+    small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["cv", "--dataset", "phantom", "--root", str(small_phantom), "--model", "squeezenet",
+            "--epochs", "1", "--profile", "quick", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "fold 4:" in out and "mean" in out and "±" in out
+    run_dir = tmp_path / "phantom" / "squeezenet" / "quick"
+    assert_summary_matches_predictions(run_dir)
+
+    assert main(args) == 0  # a rerun skips every finished fold
+    assert capsys.readouterr().out.count("skipped") == 5
+
+    images = sorted(small_phantom.glob("*/phantom_*.png"))[:2]
+    assert main(["predict", "--run", str(run_dir), "--fold", "2", *map(str, images)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert len(lines) == 2
+    for line, image in zip(lines, images, strict=True):
+        path, probability, label = line.split("\t")
+        assert path == str(image) and 0.0 <= float(probability) <= 1.0
+        assert label == ("COVID" if float(probability) >= 0.5 else "non-COVID")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--model", "nonet"], "nonet"), (["--model", "squeezenet", "--fold", "7"], "fold"),
+     (["--model", "squeezenet", "--split", "official"], "official")],
+)
+def test_cv_errors_are_one_line(
+    small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str], message: str,
+) -> None:
+    code = main(["cv", "--dataset", "phantom", "--root", str(small_phantom), "--epochs", "1",
+                 "--out", str(tmp_path), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_changed_epochs_are_refused(
+    small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["cv", "--dataset", "phantom", "--root", str(small_phantom), "--model", "squeezenet",
+            "--profile", "quick", "--out", str(tmp_path), "--fold", "0"]
+    assert main([*base, "--epochs", "1"]) == 0
+    assert main([*base, "--epochs", "2"]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+
+
+def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "--run", str(tmp_path), "x.png"]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_done_when_command(tmp_path: Path) -> None:
+    """The issue's command: 5 folds of SqueezeNet on the quick phantom, 1 epoch, on CPU."""
+    args = ["cv", "--dataset", "phantom", "--model", "squeezenet", "--epochs", "1",
+            "--profile", "quick", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert_summary_matches_predictions(tmp_path / "phantom" / "squeezenet" / "quick")

@@ -1,0 +1,82 @@
+"""CUDA-only checks of the GPU code paths; skipped without a GPU (CI has none).
+
+On a GPU machine: ``pytest tests/engine/test_cuda.py`` (``benchmarks/run_gpu.sh`` runs it). They
+cover what the CPU tests cannot reach: batches pinned and augmented on the device, mixed
+precision with channels-last, and a run interrupted and resumed on the GPU (the checkpoint
+then carries the gradient scaler's state).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_cv import cv, small_config
+from test_learner import Interrupt
+
+from covidlib.data.datasets import index_dataset
+from covidlib.data.loaders import fold_dataloaders
+from covidlib.engine.learner import CHECKPOINT_FILE, load_checkpoint
+from covidlib.transforms import AugmentConfig, augment_batch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_fold_loaders_deliver_the_same_test_batches_on_the_gpu(phantom_root: Path) -> None:
+    images = index_dataset("phantom", phantom_root).images
+    loaders = {
+        device: fold_dataloaders(images, range(20), range(20, 30), (70, 51), 8, device=device)
+        for device in ("cpu", "cuda")
+    }
+    x, y = loaders["cuda"].train.one_batch()
+    assert x.is_cuda and y.is_cuda and x.shape == (8, 3, 51, 70) and x.dtype == torch.float32
+    gpu_test = torch.cat([batch[0].cpu() for batch in loaders["cuda"].valid])
+    cpu_test = torch.cat([batch[0] for batch in loaders["cpu"].valid])
+    torch.testing.assert_close(gpu_test, cpu_test)
+
+
+def test_augmentation_on_the_gpu_draws_the_cpu_parameters() -> None:
+    """Parameters come from a CPU generator, so GPU and CPU crop, flip, blur alike."""
+    x = torch.rand(6, 1, 40, 56, generator=torch.Generator().manual_seed(0))
+    config = replace(AugmentConfig(), noise_std=0.0, blur_p=1.0)  # noise: device RNG
+    on_cpu = augment_batch(x, config, torch.Generator().manual_seed(1))
+    on_gpu = augment_batch(x.cuda(), config, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=1e-4, rtol=1e-4)
+    # with noise (drawn by the GPU's generator, seeded from the CPU one): repeatable too
+    noisy = [augment_batch(x.cuda(), AugmentConfig(), torch.Generator().manual_seed(1))
+             for _ in range(2)]
+    assert noisy[0].is_cuda and torch.equal(noisy[0], noisy[1])
+
+
+def test_interrupted_gpu_run_resumes_with_its_scaler(phantom_root: Path, tmp_path: Path) -> None:
+    config = small_config(epochs=2, device="cuda", canvas_scale=0.2)  # AMP + channels-last
+    straight = cv(phantom_root, tmp_path / "a", model="resnet18", config=config)
+    with pytest.raises(KeyboardInterrupt):
+        cv(phantom_root, tmp_path / "b", model="resnet18", config=config,
+           callbacks=[Interrupt(after=0)])
+    run_dir = tmp_path / "b" / "phantom" / "resnet18" / "quick"
+    checkpoint = load_checkpoint(run_dir / "fold-0" / CHECKPOINT_FILE)
+    assert checkpoint["epochs_done"] == 1 and "scaler" in checkpoint
+    resumed = cv(phantom_root, tmp_path / "b", model="resnet18", config=config)
+    assert json.loads((run_dir / "summary.json").read_text())["complete"]
+    # cuDNN picks its kernels by timing (benchmark mode): equal up to float16 rounding.
+    np.testing.assert_allclose(
+        resumed.predictions["probability"], straight.predictions["probability"], atol=5e-3
+    )
+
+
+def test_gpu_trained_run_predicts_on_the_cpu(phantom_root: Path, tmp_path: Path) -> None:
+    from covidlib.engine.runs import predict_images
+
+    config = small_config(epochs=1, device="cuda", canvas_scale=0.2)
+    result = cv(phantom_root, tmp_path, model="resnet18", config=config, only_fold=0)
+    test_rows: pd.DataFrame = result.predictions[result.predictions["fold"] == 0]
+    paths = [phantom_root / p for p in test_rows["path"]]
+    again = predict_images(result.run_dir, paths, fold=0)
+    # test-fold predictions ran in float16 on the GPU; predict runs float32 on the CPU
+    np.testing.assert_allclose(again["probability"], test_rows["probability"], atol=1e-2)

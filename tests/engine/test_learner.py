@@ -1,0 +1,289 @@
+"""Tests of the training engine on a tiny model and synthetic tensors (fast, CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch_optimizer
+from fastai.callback.core import Callback
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+
+from covidlib.config import get_profile
+from covidlib.engine.learner import (
+    CHECKPOINT_FILE,
+    EPOCH_LOG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    TrainConfig,
+    config_differences,
+    derive_seed,
+    load_checkpoint,
+    make_learner,
+    train_fold,
+)
+
+PAPER_STEPS = {0: 3e-4, 49: 3e-4, 50: 1e-4, 69: 1e-4, 70: 3e-5, 79: 3e-5, 80: 1e-5, 89: 1e-5,
+               90: 3e-6, 99: 3e-6}
+
+
+class Shuffled:
+    """A tiny dataset whose items carry a random augmentation (noise from torch's RNG)."""
+
+    def __init__(self, n: int = 12, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.labels = torch.tensor([float(i % 2) for i in range(n)])
+        noise = torch.randn(n, 3, 6, 6, generator=generator)
+        self.images = noise + self.labels[:, None, None, None]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i] + 0.1 * torch.randn(3, 6, 6), self.labels[i]
+
+
+def tiny_setup(seed: int = 0) -> tuple[torch.nn.Module, DataLoaders, pd.DataFrame]:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 1),
+    )
+    train, test = Shuffled(12, seed=1), Shuffled(6, seed=2)
+    dls = DataLoaders(DataLoader(train, bs=4, shuffle=True), DataLoader(test, bs=4))
+    table = pd.DataFrame({"path": [f"img{i}.png" for i in range(6)],
+                          "label": test.labels.int().numpy()})
+    return model, dls, table
+
+
+def cpu_config(**changes: object) -> TrainConfig:
+    return TrainConfig(device="cpu", **changes)  # type: ignore[arg-type]
+
+
+class Interrupt(Callback):
+    """Raise KeyboardInterrupt once epoch ``after`` (relative to this fit) has finished."""
+
+    order = 90
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def after_epoch(self) -> None:
+        if self.learn.epoch == self.after:
+            raise KeyboardInterrupt
+
+
+class RecordHypers(Callback):
+    """Record the optimizer's lr and weight decay as the torch optimizer sees them."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, float, type]] = []
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            group = self.learn.opt.opt.param_groups[0]
+            self.rows.append((self.learn.epoch, group["lr"], group["weight_decay"],
+                              type(self.learn.opt.opt)))
+
+
+def test_defaults_are_the_papers() -> None:
+    config = TrainConfig()
+    assert (config.epochs, config.batch_size, config.lr, config.weight_decay) == (
+        100, 32, 3e-4, 1.0)
+    assert config.optimizer == "lamb" and config.fold_model == "last"
+
+
+@pytest.mark.parametrize(("epoch", "lr"), sorted(PAPER_STEPS.items()))
+def test_paper_schedule_at_100_epochs(epoch: int, lr: float) -> None:
+    assert TrainConfig().lr_at(epoch) == lr
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 10, 20, 50, 200])
+def test_schedule_scales_proportionally(epochs: int) -> None:
+    schedule = TrainConfig(epochs=epochs).lr_schedule()
+    paper = TrainConfig().lr_schedule()
+    assert len(schedule) == epochs
+    # Epoch e of E uses the paper's rate at epoch e * 100 / E (rounded down).
+    assert schedule == [paper[e * 100 // epochs] for e in range(epochs)]
+
+
+def test_from_profile_and_overrides() -> None:
+    quick = TrainConfig.from_profile(get_profile("quick"), epochs=3)
+    assert (quick.epochs, quick.batch_size, quick.canvas_scale) == (3, 16, 0.4)
+    assert quick.weight_decay == 1.0
+    assert TrainConfig.from_dict(quick.to_dict()) == quick
+
+
+@pytest.mark.parametrize(
+    ("changes", "word"),
+    [({"epochs": 0}, "epochs"), ({"optimizer": "rmsprop"}, "rmsprop"),
+     ({"fold_model": "best"}, "fold_model"), ({"weight_decay": -1}, "weight_decay")],
+)
+def test_invalid_config_is_refused(changes: dict[str, object], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        TrainConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_weight_decay_reaches_the_lamb_optimizer() -> None:
+    model, dls, _ = tiny_setup()
+    learner = make_learner(model, dls, cpu_config())
+    learner.create_opt()
+    assert isinstance(learner.opt.opt, torch_optimizer.Lamb)
+    groups = learner.opt.opt.param_groups
+    assert [g["weight_decay"] for g in groups] == [1.0] * len(groups)
+    n_params = sum(len(g["params"]) for g in groups)
+    assert n_params == len(list(model.parameters()))  # norms and biases decay too
+
+
+def test_lr_and_weight_decay_during_training_follow_the_config() -> None:
+    model, dls, table = tiny_setup()
+    recorder = RecordHypers()
+    config = cpu_config(epochs=10)
+    result = train_fold(model, dls, table, config, callbacks=[recorder])
+    seen = {epoch: lr for epoch, lr, _, _ in recorder.rows}
+    assert [seen[e] for e in range(10)] == config.lr_schedule()
+    assert {wd for _, _, wd, _ in recorder.rows} == {1.0}
+    assert {kind for *_, kind in recorder.rows} == {torch_optimizer.Lamb}
+    assert list(result.history["lr"]) == config.lr_schedule()
+    assert list(result.history["epoch"]) == list(range(10))
+
+
+def test_predictions_and_metrics() -> None:
+    model, dls, table = tiny_setup()
+    result = train_fold(model, dls, table, cpu_config(epochs=2), fold=3)
+    predictions = result.predictions
+    assert list(predictions.columns) == ["path", "label", "probability", "fold"]
+    assert list(predictions["path"]) == list(table["path"])
+    assert predictions["probability"].between(0, 1).all()
+    assert set(predictions["fold"]) == {3}
+    assert set(result.metrics) == {"accuracy", "precision", "recall", "specificity", "f1"}
+
+
+def test_same_seed_same_result_other_seed_differs() -> None:
+    runs = []
+    for seed in (0, 0, 1):
+        model, dls, table = tiny_setup()
+        runs.append(train_fold(model, dls, table, cpu_config(epochs=2, seed=seed)).predictions)
+    assert runs[0]["probability"].tolist() == runs[1]["probability"].tolist()
+    assert runs[0]["probability"].tolist() != runs[2]["probability"].tolist()
+
+
+def test_fold_files_are_written(tmp_path: Path) -> None:
+    model, dls, table = tiny_setup()
+    train_fold(model, dls, table, cpu_config(epochs=2), fold_dir=tmp_path)
+    log = pd.read_csv(tmp_path / EPOCH_LOG_FILE)
+    assert list(log.columns) == ["epoch", "train_loss", "lr", "seconds"]
+    assert len(log) == 2
+    state = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert state["epochs_done"] == 2
+    assert {"model", "optimizer", "rng", "history"} <= set(state)
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["fold"] == 0
+    assert len(pd.read_csv(tmp_path / PREDICTIONS_FILE)) == len(table)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_interrupted_fold_resumes_to_the_same_predictions(tmp_path: Path) -> None:
+    config = cpu_config(epochs=4)
+    model, dls, table = tiny_setup()
+    straight = train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "straight")
+
+    model, dls, table = tiny_setup()
+    with pytest.raises(KeyboardInterrupt):
+        train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed",
+                   callbacks=[Interrupt(after=1)])
+    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_FILE)["epochs_done"] == 2
+    assert not (tmp_path / "resumed" / METRICS_FILE).exists()
+
+    model, dls, table = tiny_setup(seed=5)  # other init: the checkpoint must replace it
+    resumed = train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed")
+    assert resumed.resumed_from == 2
+    assert list(resumed.history["epoch"]) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(
+        resumed.predictions["probability"].to_numpy(),
+        straight.predictions["probability"].to_numpy(),
+    )
+    assert resumed.history["train_loss"].tolist() == straight.history["train_loss"].tolist()
+
+
+def test_lowest_train_loss_option_keeps_best_weights(tmp_path: Path) -> None:
+    model, dls, table = tiny_setup()
+    config = cpu_config(epochs=3, fold_model="lowest_train_loss")
+    result = train_fold(model, dls, table, config, fold_dir=tmp_path)
+    assert (tmp_path / "best.pt").is_file()
+    best_epoch = torch.load(tmp_path / "best.pt", weights_only=True)["epoch"]
+    assert best_epoch == int(result.history["train_loss"].idxmin())
+
+
+def test_broken_checkpoint_is_reported(tmp_path: Path) -> None:
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    model, dls, table = tiny_setup()
+    with pytest.raises(ValueError, match="Delete it"):
+        train_fold(model, dls, table, cpu_config(epochs=1), fold_dir=tmp_path)
+
+
+def test_derive_seed_and_config_differences() -> None:
+    assert derive_seed(0, 1, 2) != derive_seed(0, 1, 3)
+    assert config_differences({"train": {"epochs": 1}}, {"train": {"epochs": 2}}) == [
+        "train.epochs"]
+
+
+@pytest.mark.parametrize("changes", [{"schedule_lr": 0.0}, {"schedule_epochs": 0}])
+def test_bad_schedule_settings_are_refused(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        TrainConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_best_epoch_model_needs_a_fold_folder() -> None:
+    data = [(torch.randn(3, 4, 4), torch.tensor(1.0))] * 4
+    dls = DataLoaders(DataLoader(data, bs=2), DataLoader(data, bs=2))
+    table = pd.DataFrame({"path": [f"{i}.png" for i in range(4)], "label": [1] * 4})
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1))
+    config = TrainConfig(epochs=1, device="cpu", fold_model="lowest_train_loss")
+    with pytest.raises(ValueError, match="fold_dir"):
+        train_fold(model, dls, table, config)
+
+
+class NanOutput(torch.nn.Module):
+    """Predicts NaN: in training too (its weights then turn NaN) or in evaluation only."""
+
+    def __init__(self, in_training: bool) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+        self.in_training = in_training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.linear(x.mean(dim=(1, 2, 3))[:, None])
+        return out * float("nan") if self.in_training or not self.training else out
+
+
+def test_non_finite_predictions_are_reported_as_such() -> None:
+    _, dls, table = tiny_setup()
+    with pytest.raises(ValueError, match=r"fold 3: 6 of 6 test predictions are NaN or infinite"):
+        train_fold(NanOutput(in_training=False), dls, table, cpu_config(epochs=1), fold=3)
+
+
+class PoisonWeights(Callback):
+    """Turn the model's weights into NaN during epoch ``epoch`` (a diverging step)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def after_step(self) -> None:
+        if self.learn.epoch == self.epoch:
+            with torch.no_grad():
+                next(self.learn.model.parameters()).fill_(float("nan"))
+
+
+def test_diverged_training_stops_after_the_epoch_and_keeps_the_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    model, dls, table = tiny_setup()
+    with pytest.raises(FloatingPointError, match="epoch 1: the model's weights hold NaN"):
+        train_fold(model, dls, table, cpu_config(epochs=3), fold_dir=tmp_path,
+                   callbacks=[PoisonWeights(epoch=1)])
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["epochs_done"] == 1  # epoch 0's

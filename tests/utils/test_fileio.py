@@ -1,0 +1,46 @@
+"""Tests for covidlib.utils.fileio: atomic writes and checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from covidlib.utils.fileio import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
+
+
+@pytest.mark.parametrize("data", [b"", b"abc", bytes(range(256)) * 5000])
+def test_atomic_write_bytes_round_trip_and_checksum(tmp_path: Path, data: bytes) -> None:
+    target = atomic_write_bytes(tmp_path / "sub" / "file.bin", data)
+    assert target.read_bytes() == data
+    assert sha256_file(target) == hashlib.sha256(data).hexdigest()
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary left
+
+
+def test_atomic_write_text_replaces_existing(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    atomic_write_text(target, "new ü")
+    assert target.read_text(encoding="utf-8") == "new ü"
+
+
+def test_atomic_path_keeps_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".pt" and tmp != target
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash while writing")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_atomic_path_uses_umask_permissions(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "x.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    # mkstemp would give 0600; a written file should get the usual 0666 & ~umask.
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask
