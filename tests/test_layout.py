@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "data": 3,
     "models": 4,
     "evaluate.metrics": 5,
+    "evaluate.intervals": 5,
     "engine": 6,
     "evaluate": 7,
     "explain": 7,
