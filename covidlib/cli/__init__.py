@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.letterbox",
     "covidlib.cli.models",
     "covidlib.cli.cv",
+    "covidlib.cli.report",
+    "covidlib.cli.compare",
 )
 
 
