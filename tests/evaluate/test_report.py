@@ -160,3 +160,28 @@ def test_compare_refuses_other_folds_and_datasets(tmp_path: Path,
 def test_example_result(tmp_path: Path) -> None:
     run = load_scored(write_example_result(tmp_path))
     assert run.kind == "stored" and run.dataset == "covid19-ct" and len(run.predictions) == 8
+
+
+def test_figures_draw(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from covidlib.evaluate.figures import (
+        plot_calibration,
+        plot_confusion_grid,
+        plot_metrics,
+        plot_roc,
+    )
+
+    runs = [load_scored(make_run(tmp_path / name, dataset="covid19-ct", model=name))
+            for name in ("resnet18", "densenet201")]
+    reports = [summarize_scored(run, n_resamples=100) for run in runs]
+    ax = plot_metrics(reports, paper=True)
+    assert len(ax.get_legend().get_texts()) == 4  # two runs, two paper rows
+    figure = plot_confusion_grid(reports)
+    assert len([a for a in figure.axes if a.images]) == 2
+    assert len(plot_roc(runs).get_lines()) == 3
+    assert len(plot_calibration(runs).get_lines()) == 3
+    plt.close("all")
