@@ -19,7 +19,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add ``datasets list|download|index`` to the top-level parser."""
-    from covidlib.data.datasets import DATASETS
+    from covidlib.data.registry import DATASETS
 
     names = sorted(DATASETS)
     parser = subparsers.add_parser(
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from covidlib.data.datasets import list_datasets
+    from covidlib.data.registry import list_datasets
 
     table = list_datasets()
     if args.json:
@@ -74,7 +74,7 @@ def _download(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from covidlib.cli import CommandError
-    from covidlib.data.datasets import DatasetLayoutError, index_dataset
+    from covidlib.data.index import DatasetLayoutError, index_dataset
     from covidlib.utils.fileio import atomic_path
 
     try:
