@@ -68,6 +68,19 @@ def model_canvas(name: str) -> tuple[int, int]:
         raise CommandError(str(error.args[0])) from error
 
 
+def _resolved(path: Path, role: str) -> Path:
+    """``path.resolve()``, or a :class:`CommandError` for a symbolic link loop."""
+    from covidlib.cli import CommandError
+
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:  # Python < 3.13 raises RuntimeError for loops
+        raise CommandError(
+            f"cannot resolve {role} {path}: {error}; it is (or passes through) a symbolic "
+            "link loop. Fix the link or give the real path."
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Letterbox/stretch/crop IN onto the canvas and write OUT atomically."""
     from covidlib.cli import CommandError
@@ -78,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size) if args.size else model_canvas(args.model)
     if not 0 <= args.fill <= 255:
         raise CommandError(f"--fill must be a gray value in 0..255, got {args.fill}")
-    if args.input.resolve() == args.output.resolve():
+    if _resolved(args.input, "IN") == _resolved(args.output, "OUT"):
         raise CommandError(f"OUT must differ from IN ({args.input}); choose another file name")
     try:
         image = load_grayscale(args.input)
