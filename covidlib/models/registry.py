@@ -31,8 +31,9 @@ Example:
     >>> spec = get_spec("resnet18")
     >>> spec.custom_input, spec.canvas(0.4), spec.feature_dim
     ((349, 253), (140, 101), 512)
-    >>> model_table(["resnet18"]).loc[0, ["paper_name", "params_millions"]].tolist()
-    ['ResNet18', 11.18]
+    >>> row = model_table(["resnet18"]).iloc[0]
+    >>> row["paper_name"], float(row["params_millions"])
+    ('ResNet18', 11.18)
 """
 
 from __future__ import annotations
