@@ -98,7 +98,11 @@ def download_file(
             to resume) or checksum mismatch.
 
     Example:
-        >>> download_file("https://example.org/a.zip", "data/a.zip")  # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "remote.bin").write_bytes(b"payload")
+        >>> download_file((folder / "remote.bin").as_uri(), folder / "local" / "a.bin").read_bytes()
+        b'payload'
     """
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +297,8 @@ def download_dataset(
     """Download a registry dataset into ``root`` (default ``data_dir()/name``).
 
     A root that already holds the dataset (or its zips) is checked and returned. The
-    phantom is generated instead of downloaded.
+    phantom is generated instead of downloaded. (The example needs the network, so it is
+    not run as a test; the module's example shows the offline path.)
 
     Raises:
         DownloadError: offline, failed checksum, wrong counts, or a non-empty root that
