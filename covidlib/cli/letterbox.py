@@ -82,7 +82,19 @@ def _resolved(path: Path, role: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Letterbox/stretch/crop IN onto the canvas and write OUT atomically."""
+    """Letterbox/stretch/crop IN onto the canvas and write OUT atomically.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> from covidlib.cli import main
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("L", (40, 20)).save(folder / "in.png")
+        >>> main(["letterbox", str(folder / "in.png"), str(folder / "out.png"), "--size", "20x20"])
+        ... # doctest: +ELLIPSIS
+        {"input": ..., "canvas_size": [20, 20], "box": [0, 5, 20, 15], "scale": [0.5, 0.5]}
+        0
+    """
     from covidlib.cli import CommandError
     from covidlib.data.images import ImageLoadError, load_grayscale
     from covidlib.transforms.geometry import resize_to_canvas
