@@ -1,4 +1,4 @@
-"""Tests for covidlib.data.registry: the dataset table."""
+"""Tests for covidlib.data.registry, the dataset table (tests/models has a test_registry.py)."""
 
 from __future__ import annotations
 
