@@ -59,7 +59,8 @@ def real_images() -> pd.DataFrame | None:
 
 def phantom_images() -> pd.DataFrame:
     """The phantom of the quick profile (generated under data_dir() when missing)."""
-    from covidlib.data.datasets import ensure_dataset, index_dataset
+    from covidlib.data.index import index_dataset
+    from covidlib.data.sources import ensure_dataset
 
     return index_dataset("phantom", ensure_dataset("phantom")).images[["path", "label"]]
 
@@ -153,8 +154,8 @@ def run_dataset(
     name: str, images: pd.DataFrame, device: torch.device, cache_dir: Path, train_step: bool
 ) -> dict:
     """Measure (a), (b) and (c) on one dataset."""
-    import covidlib.data.loaders as data
-    from covidlib.data.loaders import fold_dataloaders, letterbox_cache
+    from covidlib.data.cache import letterbox_cache
+    from covidlib.data.loaders import fold_dataloaders
 
     print(f"\n== {name}: {len(images)} images, canvas {CANVAS[0]}x{CANVAS[1]}, batch {BATCH}")
     naive = torch.utils.data.DataLoader(
@@ -174,17 +175,10 @@ def run_dataset(
     build_seconds = time.perf_counter() - start
     print(f"    cache build (once per canvas): {build_seconds:.1f} s")
 
-    original = data.letterbox_cache
-
-    def cached_here(*args: Any, **kwargs: Any) -> Any:
-        return original(*args, **{**kwargs, "cache_dir": cache_dir, "dataset": name})
-
-    data.letterbox_cache = cached_here  # keep the benchmark's cache out of data/
-    try:
-        rows = np.arange(len(images))
-        dls = fold_dataloaders(images, rows, rows[:BATCH], CANVAS, BATCH, device=device)
-    finally:
-        data.letterbox_cache = original
+    rows = np.arange(len(images))
+    dls = fold_dataloaders(  # the cache just built, kept out of data/
+        images, rows, rows[:BATCH], CANVAS, BATCH, dataset=name, cache_dir=cache_dir, device=device
+    )
     cached_rate = images_per_second(_cycle(dls.train), CACHED_BATCHES, device)
     print(f"(b) cached path (augmented on {device.type}): {cached_rate:8.1f} images/s")
     step: dict[str, float] = {}

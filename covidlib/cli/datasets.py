@@ -19,7 +19,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add ``datasets list|download|index`` to the top-level parser."""
-    from covidlib.data.datasets import DATASETS
+    from covidlib.data.registry import DATASETS
 
     names = sorted(DATASETS)
     parser = subparsers.add_parser(
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from covidlib.data.datasets import list_datasets
+    from covidlib.data.registry import list_datasets
 
     table = list_datasets()
     if args.json:
@@ -73,8 +73,26 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
+    """Index a dataset folder and print its summary (text or JSON).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> from covidlib.cli import main
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for folder in ("COVID", "non-COVID"):
+        ...     (root / folder).mkdir()
+        ...     Image.new("L", (8, 6)).save(root / folder / "a.png")
+        >>> main(["datasets", "index", "sars-cov-2-ct", "--root", str(root)])
+        ... # doctest: +ELLIPSIS
+        dataset:   sars-cov-2-ct at ...
+        images:    2 (1 COVID, 1 non-COVID); expected counts matched: none
+        ...
+        problems:  0
+        0
+    """
     from covidlib.cli import CommandError
-    from covidlib.data.datasets import DatasetLayoutError, index_dataset
+    from covidlib.data.index import DatasetLayoutError, index_dataset
     from covidlib.utils.fileio import atomic_path
 
     try:

@@ -68,8 +68,33 @@ def model_canvas(name: str) -> tuple[int, int]:
         raise CommandError(str(error.args[0])) from error
 
 
+def _resolved(path: Path, role: str) -> Path:
+    """``path.resolve()``, or a :class:`CommandError` for a symbolic link loop."""
+    from covidlib.cli import CommandError
+
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:  # Python < 3.13 raises RuntimeError for loops
+        raise CommandError(
+            f"cannot resolve {role} {path}: {error}; it is (or passes through) a symbolic "
+            "link loop. Fix the link or give the real path."
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Letterbox/stretch/crop IN onto the canvas and write OUT atomically."""
+    """Letterbox/stretch/crop IN onto the canvas and write OUT atomically.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> from covidlib.cli import main
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("L", (40, 20)).save(folder / "in.png")
+        >>> main(["letterbox", str(folder / "in.png"), str(folder / "out.png"), "--size", "20x20"])
+        ... # doctest: +ELLIPSIS
+        {"input": ..., "canvas_size": [20, 20], "box": [0, 5, 20, 15], "scale": [0.5, 0.5]}
+        0
+    """
     from covidlib.cli import CommandError
     from covidlib.data.images import ImageLoadError, load_grayscale
     from covidlib.transforms.geometry import resize_to_canvas
@@ -78,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size) if args.size else model_canvas(args.model)
     if not 0 <= args.fill <= 255:
         raise CommandError(f"--fill must be a gray value in 0..255, got {args.fill}")
-    if args.input.resolve() == args.output.resolve():
+    if _resolved(args.input, "IN") == _resolved(args.output, "OUT"):
         raise CommandError(f"OUT must differ from IN ({args.input}); choose another file name")
     try:
         image = load_grayscale(args.input)

@@ -39,7 +39,22 @@ def _size(value: tuple[int, int]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the table (text or JSON); unknown names are a user error."""
+    """Print the table (text or JSON); unknown names are a user error.
+
+    Example:
+        >>> from covidlib.cli import main
+        >>> main(["models", "--names", "squeezenet", "--json"])  # doctest: +ELLIPSIS
+        [
+          {
+            "name": "squeezenet",
+            "paper_name": "SqueezeNet",
+        ...
+            "params_millions": 0.74,
+            "size_mb": 2.9,
+        ...
+        ]
+        0
+    """
     from covidlib.cli import CommandError
     from covidlib.models import registry as models
 

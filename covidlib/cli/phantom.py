@@ -42,7 +42,16 @@ def register(subparsers: Any) -> None:
 
 
 def run_phantom(args: argparse.Namespace) -> int:
-    """Generate (or reuse) the phantom and print where it is and the class counts."""
+    """Generate (or reuse) the phantom and print where it is and the class counts.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from covidlib.cli import main
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "ph"
+        >>> main(["phantom", "--n", "2", "--out", str(out)])  # doctest: +ELLIPSIS
+        phantom of 2 images written in .../ph (COVID: 1, non-COVID: 1)
+        0
+    """
     from covidlib.cli import CommandError
     from covidlib.data.phantom import generate_phantom, is_current, read_manifest
 

@@ -1,33 +1,28 @@
-"""The data path for training: a letterbox cache and fastai ``DataLoaders`` per fold.
+"""The data path for training: fastai ``DataLoaders`` per fold over the letterbox cache.
 
-Decoding PNGs is the slow part of a naive pipeline. Here every image of an index is decoded
-(:func:`covidlib.data.images.load_grayscale`) and letterboxed **once per canvas** into a uint8
-array of shape N x H x W, kept as a memory-mapped ``.npy`` file under
-``data_dir()/"cache"`` and keyed by the dataset, the canvas and a hash of the paths, file
-sizes and modification times (:func:`letterbox_cache`). Epochs then only slice that array.
-
-:func:`fold_dataloaders` wraps the cache into fastai ``DataLoaders`` for one cross-validation
-fold. Batches are gathered with one fancy index, copied to the training device (pinned
-memory and ``non_blocking`` copies with CUDA), augmented there batch-wise, expanded to three
-channels and ImageNet-normalized (:class:`covidlib.transforms.BatchTransform`).
+Every image is letterboxed once per canvas (:func:`covidlib.data.cache.letterbox_cache`);
+epochs then only slice that array. :func:`fold_dataloaders` wraps the cache into fastai
+``DataLoaders`` for one cross-validation fold. Batches are gathered with one fancy index,
+copied to the training device (pinned memory and ``non_blocking`` copies with CUDA),
+augmented there batch-wise, expanded to three channels and normalized with the model's
+statistics (:class:`covidlib.transforms.BatchTransform`).
 
 Example:
-    from covidlib.data.datasets import ensure_dataset, index_dataset
-
-    images = index_dataset("phantom", ensure_dataset("phantom")).images
-    dls = fold_dataloaders(images, range(150), range(150, 200), (140, 101), 16)
-    x, y = dls.train.one_batch()  # x: float32 16x3x101x140, y: float32 16
+    >>> import tempfile, pathlib
+    >>> from covidlib.data.index import index_dataset
+    >>> from covidlib.data.phantom import generate_phantom
+    >>> root = generate_phantom(pathlib.Path(tempfile.mkdtemp()) / "phantom", n=6)
+    >>> images = index_dataset("phantom", root).images
+    >>> dls = fold_dataloaders(images, [0, 1, 2, 3], [4, 5], (40, 30), 2, device="cpu")
+    >>> x, y = dls.train.one_batch()
+    >>> tuple(x.shape), x.dtype, tuple(y.shape)
+    ((2, 3, 30, 40), torch.float32, (2,))
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import random
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +31,7 @@ import pandas as pd
 import torch
 
 from covidlib.config import resolve_device
+from covidlib.data.cache import letterbox_cache
 from covidlib.utils.allocator import keep_freed_memory
 from covidlib.utils.compat import quiet_fastai_import
 
@@ -50,219 +46,10 @@ from covidlib.transforms.augment import (
     AugmentConfig,
     BatchTransform,
 )
-from covidlib.transforms.geometry import RESIZE_MODES, Placement, resize_to_canvas
-
-CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class LetterboxCache:
-    """Letterboxed uint8 pixels of every image of an index, for one canvas.
-
-    Attributes:
-        pixels: array N x H x W (uint8; a read-only memory map when stored on disk).
-        paths: the source files, in row order.
-        canvas: (width, height).
-        placements: where each original image landed on the canvas.
-        file: the ``.npy`` file, or ``None`` for an in-memory cache.
-        built: ``True`` when this call decoded the images, ``False`` when it reused a file.
-    """
-
-    pixels: np.ndarray
-    paths: tuple[str, ...]
-    canvas: tuple[int, int]
-    placements: tuple[Placement, ...]
-    file: Path | None
-    built: bool
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-
-def _paths_of(images: pd.DataFrame | Sequence[str | Path], column: str) -> list[str | None]:
-    if isinstance(images, pd.DataFrame):
-        if column not in images.columns:
-            raise ValueError(f"images has no column {column!r}; columns: {list(images.columns)}")
-        return [None if pd.isna(value) else str(value) for value in images[column]]
-    return [str(path) for path in images]
-
-
-def _cache_key(
-    paths: Sequence[str | None], canvas: tuple[int, int], mode: str, fill: int, resample: str
-) -> str:
-    digest = hashlib.sha256()
-    header = {
-        "version": CACHE_VERSION, "canvas": list(canvas), "mode": mode, "fill": fill,
-        "resample": resample,
-    }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for path in paths:
-        if path is None:
-            digest.update(b"\0<none>\n")
-            continue
-        try:
-            stat = os.stat(path)
-        except OSError as error:
-            raise FileNotFoundError(
-                f"cannot read {path} for the letterbox cache: {error}"
-            ) from None
-        digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:20]
-
-
-def _dataset_name(paths: Sequence[str | None]) -> str:
-    existing = [path for path in paths if path is not None]
-    if not existing:
-        return "images"
-    common = Path(os.path.commonpath([os.path.dirname(path) for path in existing]))
-    # A class folder ("COVID", "CT_COVID") is not the dataset: go up to the dataset root.
-    while common.name and any(word in common.name.lower() for word in ("covid", "mask")):
-        common = common.parent
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in common.name)
-    return name or "images"
-
-
-def _decode_one(
-    path: str | None, canvas: tuple[int, int], mode: str, fill: int, resample: str
-) -> tuple[np.ndarray, Placement | None]:
-    from covidlib.data.images import load_grayscale
-
-    width, height = canvas
-    if path is None:  # e.g. no mask for this image: an empty mask
-        return np.full((height, width), 0, dtype=np.uint8), None
-    image = load_grayscale(path)
-    out, placement = resize_to_canvas(image, canvas, mode=mode, fill=fill, resample=resample)  # type: ignore[arg-type]
-    return np.asarray(out, dtype=np.uint8), placement
-
-
-def _placements(
-    images: pd.DataFrame | Sequence[str | Path],
-    paths: Sequence[str | None],
-    canvas: tuple[int, int],
-    mode: str,
-) -> tuple[Placement, ...] | None:
-    """Placements from the index's width/height columns (no decoding), if it has them."""
-    from covidlib.transforms.geometry import cover_placement, fit_placement, stretch_placement
-
-    if not isinstance(images, pd.DataFrame) or not {"width", "height"} <= set(images.columns):
-        return None
-    place = {"letterbox": fit_placement, "stretch": stretch_placement, "crop": cover_placement}[
-        mode
-    ]
-    return tuple(
-        place((int(w), int(h)), canvas)
-        for w, h in zip(images["width"], images["height"], strict=True)
-    )
-
-
-def letterbox_cache(
-    images: pd.DataFrame | Sequence[str | Path],
-    canvas: tuple[int, int],
-    *,
-    column: str = "path",
-    mode: str = "letterbox",
-    fill: int = 0,
-    resample: str = "bilinear",
-    dataset: str | None = None,
-    cache_dir: str | Path | None = None,
-    persist: bool = True,
-    num_workers: int = 0,
-) -> LetterboxCache:
-    """Letterbox every image once into a uint8 N x H x W array, reusing a stored copy.
-
-    Args:
-        images: an index's ``images`` DataFrame (uses ``column``) or a list of paths.
-        canvas: (width, height).
-        column: the DataFrame column with the files (``"mask_path"`` for lesion masks;
-            missing masks become all-zero).
-        mode: ``"letterbox"``, ``"stretch"`` or ``"crop"``.
-        fill: padding value.
-        resample: ``"bilinear"`` for images, ``"nearest"`` for masks.
-        dataset: name used in the cache file name (default: the images' common folder).
-        cache_dir: where the ``.npy`` files live (default ``data_dir()/"cache"``).
-        persist: ``False`` keeps the cache in memory only.
-        num_workers: threads that decode images while building (0 = in this thread).
-
-    Returns:
-        A :class:`LetterboxCache`; ``built`` says whether images were decoded.
-
-    Raises:
-        FileNotFoundError: a listed file is missing.
-        covidlib.data.images.ImageLoadError: a file cannot be decoded.
-
-    Example:
-        cache = letterbox_cache(index.images, (349, 253))
-        cache.pixels.shape  # (746, 253, 349) for COVID19-CT
-    """
-    from covidlib.config import data_dir, progress_enabled
-    from covidlib.transforms.geometry import check_canvas
-
-    canvas = check_canvas(canvas)
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"mode must be one of {sorted(RESIZE_MODES)}, got {mode!r}")
-    paths = _paths_of(images, column)
-    if not paths:
-        raise ValueError("cannot build a letterbox cache from zero images")
-    width, height = canvas
-    key = _cache_key(paths, canvas, mode, fill, resample)
-    name = dataset or _dataset_name(paths)
-    folder = Path(cache_dir) if cache_dir is not None else data_dir() / "cache"
-    file = folder / f"{name}-{column}-{mode}-{width}x{height}-{key}.npy"
-    placements = _placements(images, paths, canvas, mode) if column == "path" else None
-    stored_paths = tuple(path or "" for path in paths)
-
-    if persist and file.is_file():
-        pixels = np.load(file, mmap_mode="r")
-        if pixels.shape == (len(paths), height, width) and pixels.dtype == np.uint8:
-            return LetterboxCache(pixels, stored_paths, canvas, placements or (), file, built=False)
-
-    def decode(path: str | None) -> tuple[np.ndarray, Placement | None]:
-        return _decode_one(path, canvas, mode, fill, resample)
-
-    results: Iterator[tuple[np.ndarray, Placement | None]]
-    pool = ThreadPoolExecutor(num_workers) if num_workers > 0 else None
-    results = pool.map(decode, paths) if pool is not None else map(decode, paths)
-    if progress_enabled():
-        from tqdm.auto import tqdm
-
-        results = tqdm(results, total=len(paths), desc=f"letterbox {width}x{height}")
-    try:
-        if persist:
-            from covidlib.utils.fileio import atomic_path
-
-            with atomic_path(file) as tmp:
-                out = np.lib.format.open_memmap(
-                    tmp, mode="w+", dtype=np.uint8, shape=(len(paths), height, width)
-                )
-                decoded = _fill(out, results)
-                out.flush()
-                del out
-            pixels = np.load(file, mmap_mode="r")
-        else:
-            pixels = np.empty((len(paths), height, width), dtype=np.uint8)
-            decoded = _fill(pixels, results)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    if placements is None and column == "path":
-        placements = tuple(p for p in decoded if p is not None)
-    return LetterboxCache(
-        pixels, stored_paths, canvas, placements or (), file if persist else None, True
-    )
-
-
-def _fill(
-    out: np.ndarray, results: Iterator[tuple[np.ndarray, Placement | None]]
-) -> list[Placement | None]:
-    placements = []
-    for row, (pixels, placement) in enumerate(results):
-        out[row] = pixels
-        placements.append(placement)
-    return placements
 
 
 class CachedImages(torch.utils.data.Dataset):
-    """Rows of a :class:`LetterboxCache` with their labels; items are (uint8 1xHxW, float).
+    """Rows of a letterbox cache with their labels; items are (uint8 1xHxW, float).
 
     :meth:`batch` gathers many rows with one fancy index (what the loaders use).
 
@@ -401,17 +188,20 @@ def fold_dataloaders(
     canvas: tuple[int, int],
     batch_size: int,
     *,
+    dataset: str | None = None,
     augment: AugmentConfig | None = DEFAULT_AUGMENT,
     seed: int = 0,
     device: str | torch.device | None = None,
     num_workers: int = 0,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    cache_dir: str | Path | None = None,
 ) -> DataLoaders:
     """fastai ``DataLoaders`` for one fold: ``train`` shuffled and augmented, ``valid`` = test.
 
-    Every image of ``images`` is letterboxed once into the cache (:func:`letterbox_cache`);
-    later calls for other folds reuse it.
+    Every image of ``images`` is letterboxed once (:func:`covidlib.data.cache.letterbox_cache`):
+    into a cache file named after ``dataset`` that later calls for other folds reuse, or in
+    memory when ``dataset`` is ``None``.
 
     Args:
         images: an index's ``images`` DataFrame (columns ``path`` and ``label``, 1 = COVID).
@@ -419,6 +209,8 @@ def fold_dataloaders(
         test_rows: positional row numbers of the test fold (``dls.valid`` keeps this order).
         canvas: (width, height) of the network input.
         batch_size: images per batch.
+        dataset: the dataset's registry name (``DatasetIndex.name``): the letterboxed images
+            are stored in ``cache_dir`` under that name; ``None`` keeps them in memory.
         augment: training augmentation; ``None`` turns it off.
         seed: seeds the shuffling and the augmentation.
         device: ``None``/``"auto"`` = CUDA when available, else CPU.
@@ -426,14 +218,24 @@ def fold_dataloaders(
             nothing, so the loaders themselves need no workers).
         mean: per-channel mean of the model's pretrained weights (default ImageNet's).
         std: per-channel std of the model's pretrained weights (default ImageNet's).
+        cache_dir: where a stored cache lives (default ``data_dir()/"cache"``).
 
     Returns:
         ``fastai.data.core.DataLoaders``; batches ``(x, y)`` with x float32 Bx3xHxW
         normalized with ``mean``/``std`` and y float32 B (1.0 = COVID), both on ``device``.
 
     Example:
-        dls = fold_dataloaders(images, range(160), range(160, 200), (140, 101), 16)
-        dls.train.one_batch()[0].shape  # torch.Size([16, 3, 101, 140])
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for i in range(4):
+        ...     Image.new("L", (20 + i, 16), 60 * i).save(folder / f"{i}.png")
+        >>> images = pd.DataFrame({"path": [str(folder / f"{i}.png") for i in range(4)],
+        ...                        "label": [0, 1, 0, 1]})
+        >>> dls = fold_dataloaders(images, [0, 1, 2], [3], (24, 16), 2, dataset="toy",
+        ...                        cache_dir=folder / "cache", device="cpu")
+        >>> dls.valid.one_batch()[0].shape, len(list((folder / "cache").iterdir()))
+        (torch.Size([1, 3, 16, 24]), 1)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -442,7 +244,14 @@ def fold_dataloaders(
     train = _rows(train_rows, len(images), "train_rows")
     test = _rows(test_rows, len(images), "test_rows")
     target = resolve_device(device)
-    cache = letterbox_cache(images, canvas, num_workers=num_workers)
+    cache = letterbox_cache(
+        images,
+        canvas,
+        dataset=dataset,
+        persist=dataset is not None,
+        cache_dir=cache_dir,
+        num_workers=num_workers,
+    )
     labels = images["label"].to_numpy(dtype=np.float32)
     pin = target.type == "cuda"
 

@@ -27,21 +27,21 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
-import os
-import secrets
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
+
+from covidlib.utils.fileio import atomic_dir
+
+if TYPE_CHECKING:
+    from covidlib.config import Profile
 
 GENERATOR = "covidlib.phantom"
 GENERATOR_VERSION = 1
@@ -693,7 +693,7 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
     path = Path(out_dir) / MANIFEST_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -752,21 +752,54 @@ def generate_phantom(
     _check_seed(seed)
     _check_difficulty(difficulty)
     out = Path(out_dir)
-    if out.exists():
+    if out.exists() or out.is_symlink():
         if is_current(out, n, seed, difficulty):
             return out
         _refuse_to_replace(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary_sibling(out) as tmp:
-        _write_phantom(tmp, n, seed, difficulty)
-        _move_into_place(tmp, out, n, seed, difficulty)
+    try:
+        # An old phantom is replaced only once the new one is complete.
+        with atomic_dir(out, replace=True) as tmp:
+            _write_phantom(tmp, n, seed, difficulty)
+    except FileExistsError:
+        # Another process may have finished the same phantom first: that is fine.
+        if not is_current(out, n, seed, difficulty):
+            raise
     return out
+
+
+def ensure_phantom(root: str | Path | None = None, profile: Profile | None = None) -> Path:
+    """Return the phantom a profile asks for, generating it when missing or stale.
+
+    The size and difficulty come from ``profile`` (default: the one ``COVIDLIB_PROFILE``
+    selects). The default folder, ``data_dir()/"phantom"``, is a cache: a phantom of
+    another profile there is replaced. A phantom of other parameters in an explicit
+    ``root`` is not (:class:`PhantomExistsError`).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from covidlib.config import get_profile
+        >>> small = get_profile("quick").with_overrides(phantom_size=4)
+        >>> root = ensure_phantom(pathlib.Path(tempfile.mkdtemp()) / "phantom", small)
+        >>> read_manifest(root)["n"]
+        4
+    """
+    from covidlib.config import get_profile
+    from covidlib.data.registry import default_root
+
+    chosen = profile or get_profile()
+    return generate_phantom(
+        default_root("phantom") if root is None else root,
+        n=chosen.phantom_size,
+        difficulty=chosen.phantom_difficulty,
+        overwrite=root is None,
+    )
 
 
 def _refuse_to_replace(out: Path, overwrite: bool) -> None:
     """Raise unless ``out`` may be replaced by a freshly generated phantom."""
     if not out.is_dir():
-        raise PhantomExistsError(f"{out} exists and is not a folder; choose another --out.")
+        what = "is a broken symbolic link or a link loop" if not out.exists() else "is not a folder"
+        raise PhantomExistsError(f"{out} exists and {what}; choose another --out.")
     manifest = read_manifest(out)
     is_empty = not any(out.iterdir())
     if not is_empty and (manifest is None or manifest.get("generator") != GENERATOR):
@@ -780,36 +813,6 @@ def _refuse_to_replace(out: Path, overwrite: bool) -> None:
             f"{out} holds a phantom made with other parameters ({found}); pass "
             "overwrite=True (--overwrite) to replace it, or choose another folder."
         )
-
-
-@contextlib.contextmanager
-def _temporary_sibling(out: Path) -> Iterator[Path]:
-    """Yield a fresh folder next to ``out``; remove it on error (or if left behind)."""
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-    tmp.mkdir()
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _move_into_place(tmp: Path, out: Path, n: int, seed: int, difficulty: float) -> None:
-    """Rename ``tmp`` onto ``out``, replacing an old phantom only once the new one is complete."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        # Another process may have finished the same phantom first: that is fine.
-        if not is_current(out, n, seed, difficulty):
-            if old is not None and not out.exists():
-                os.replace(old, out)  # keep the old phantom rather than nothing
-                old = None
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_phantom(root: Path, n: int, seed: int, difficulty: float) -> None:

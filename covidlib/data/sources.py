@@ -1,20 +1,29 @@
-"""Downloading the real datasets: resumable, verified, and all-or-nothing.
+"""Getting the datasets: resumable, verified, all-or-nothing downloads, and
+:func:`ensure_dataset`, which returns a dataset folder ready to index.
 
 * :func:`download_file` fetches one URL into ``<name>.part`` and resumes an interrupted
   transfer with an HTTP ``Range`` request; the file gets its final name only when it is
   complete (and its SHA-256 matches, when known).
 * :func:`download_dataset` fetches every file of a registry entry, extracts the zips into
   a temporary folder next to the target, checks the class folders and image counts, and
-  only then renames the folder to its final name. Without a network it fails at once
-  (short timeout, no retries) and says which URL to fetch by hand and where to put it.
+  only then renames the folder to its final name (:func:`covidlib.utils.fileio.atomic_dir`).
+  Without a network it fails at once (short timeout, no retries) and says which URL to
+  fetch by hand and where to put it.
 
 COVID19-CT comes from its GitHub repository, SARS-CoV-2 CT from Kaggle (via ``kagglehub``;
 or download the zip from the Kaggle page yourself and put it into the target folder).
 
 Example:
-    >>> from covidlib.data.sources import download_dataset
-    >>> download_dataset("covid19-ct")  # doctest: +SKIP
-    PosixPath('.../data/covid19-ct')
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp()) / "covid19-ct"
+    >>> for folder in ("CT_COVID", "CT_NonCOVID"):
+    ...     (root / folder).mkdir(parents=True)
+    ...     Image.new("L", (8, 6)).save(root / folder / "a.png")
+    >>> ensure_dataset("covid19-ct", root) == root
+    True
+    >>> count_class_files(find_layout("covid19-ct", root))
+    {'COVID': 1, 'non-COVID': 1}
 """
 
 from __future__ import annotations
@@ -25,21 +34,29 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from covidlib.data.datasets import (
+from covidlib.data.index import (
     DatasetLayoutError,
-    DatasetSpec,
-    default_root,
     extract_archives,
     find_layout,
-    get_dataset,
     is_ignored_name,
     walk_visible_files,
 )
-from covidlib.utils.fileio import sha256_file
+from covidlib.data.phantom import PhantomExistsError, ensure_phantom
+from covidlib.data.registry import DatasetSpec, default_root, get_dataset
+from covidlib.utils.fileio import atomic_dir, sha256_file
 
-__all__ = ["DownloadError", "count_class_files", "download_dataset", "download_file"]
+if TYPE_CHECKING:
+    from covidlib.config import Profile
+
+__all__ = [
+    "DownloadError",
+    "count_class_files",
+    "download_dataset",
+    "download_file",
+    "ensure_dataset",
+]
 
 DEFAULT_TIMEOUT = 15.0
 _CHUNK = 1 << 16
@@ -81,7 +98,11 @@ def download_file(
             to resume) or checksum mismatch.
 
     Example:
-        >>> download_file("https://example.org/a.zip", "data/a.zip")  # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "remote.bin").write_bytes(b"payload")
+        >>> download_file((folder / "remote.bin").as_uri(), folder / "local" / "a.bin").read_bytes()
+        b'payload'
     """
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -201,15 +222,6 @@ def _kaggle_instructions(spec: DatasetSpec, root: Path) -> str:
     )
 
 
-def _finish(spec: DatasetSpec, tmp: Path, root: Path) -> Path:
-    """Validate the temporary folder and rename it onto ``root``."""
-    _validate(spec, tmp)
-    if root.is_dir():
-        shutil.rmtree(root)  # holds nothing but ignored names (see _already_there)
-    os.replace(tmp, root)
-    return root
-
-
 def _download_github(spec: DatasetSpec, root: Path, timeout: float, opener: Any) -> Path:
     staging = root.parent / f".{root.name}.download"
     try:
@@ -221,18 +233,14 @@ def _download_github(spec: DatasetSpec, root: Path, timeout: float, opener: Any)
             f"{error} Alternatively put {' and '.join(archives)} (from {spec.homepage}) into "
             f"{root}, optionally with {', '.join(others)}; covidlib extracts them on first use."
         ) from None
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    # replace=True: a root that exists holds nothing but ignored names (see _already_there).
+    with atomic_dir(root, replace=True) as tmp:
         for item, path in fetched:
             if not item.extract:
                 (tmp / item.relpath).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, tmp / item.relpath)
         extract_archives(spec, tmp, [path for item, path in fetched if item.extract])
-        _finish(spec, tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _validate(spec, tmp)
     shutil.rmtree(staging, ignore_errors=True)
     return root
 
@@ -271,16 +279,11 @@ def _download_kaggle(spec: DatasetSpec, root: Path, timeout: float, opener: Any)
             f"kagglehub could not download {spec.kaggle_slug} ({error}). "
             + _kaggle_instructions(spec, root)
         ) from None
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        folders = find_layout(spec.name, cache)
+    folders = find_layout(spec.name, cache)
+    with atomic_dir(root, replace=True) as tmp:
         for class_spec in spec.classes:
             shutil.copytree(folders[class_spec.name], tmp / class_spec.folder)
-        _finish(spec, tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _validate(spec, tmp)
     return root
 
 
@@ -294,7 +297,8 @@ def download_dataset(
     """Download a registry dataset into ``root`` (default ``data_dir()/name``).
 
     A root that already holds the dataset (or its zips) is checked and returned. The
-    phantom is generated instead of downloaded.
+    phantom is generated instead of downloaded. (The example needs the network, so it is
+    not run as a test; the module's example shows the offline path.)
 
     Raises:
         DownloadError: offline, failed checksum, wrong counts, or a non-empty root that
@@ -306,19 +310,8 @@ def download_dataset(
     spec = get_dataset(name)
     target = (default_root(name) if root is None else Path(root)).expanduser().absolute()
     if spec.source == "generated":
-        from covidlib.config import get_profile
-        from covidlib.data.phantom import PhantomExistsError, generate_phantom
-
-        profile = get_profile()
         try:  # the same phantom ensure_dataset makes; the default folder is a cache
-            return Path(
-                generate_phantom(
-                    target,
-                    n=profile.phantom_size,
-                    difficulty=profile.phantom_difficulty,
-                    overwrite=root is None,
-                )
-            )
+            return ensure_phantom(None if root is None else target)
         except PhantomExistsError as error:
             raise DownloadError(str(error)) from None
     if _already_there(spec, target):
@@ -329,3 +322,42 @@ def download_dataset(
     if spec.source == "kaggle":
         return _download_kaggle(spec, target, timeout, opener)
     raise DownloadError(f"no download method for source {spec.source!r} of {name}")
+
+
+def ensure_dataset(
+    name: str, root: str | Path | None = None, profile: Profile | None = None
+) -> Path:
+    """Return a dataset's root folder, ready to index.
+
+    The phantom is generated into ``data_dir()/"phantom"`` (size and difficulty from
+    ``profile``, by default the one ``COVIDLIB_PROFILE`` selects) when missing or stale
+    (:func:`covidlib.data.phantom.ensure_phantom`). A real dataset must already be there
+    (class folders, or the repository's zips, which are extracted); otherwise this says
+    how to download it. Nothing is downloaded here.
+
+    Raises:
+        FileNotFoundError: a real dataset is not there (the message says how to get it).
+        DatasetLayoutError: the folder exists but holds something else.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> missing = pathlib.Path(tempfile.mkdtemp()) / "none"
+        >>> ensure_dataset("covid19-ct", missing)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: the covid19-ct dataset is not at ...
+    """
+    spec = get_dataset(name)
+    if spec.source == "generated" and root is None:
+        return ensure_phantom(profile=profile)
+    base = default_root(name) if root is None else Path(root).expanduser()
+    try:
+        find_layout(name, base)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"the {name} dataset is not at {base}. Run `covidlib datasets download {name}"
+            + ("" if root is None else f" --root {base}")
+            + f"` or place its folders {', '.join(spec.expected_layout())} there "
+            f"(source: {spec.homepage})."
+        ) from None
+    return base

@@ -1,7 +1,7 @@
 """Look inside the CNN families: find building blocks, trace feature-map sizes, draw blocks.
 
 The architecture chapters use these helpers on the real model objects that
-:func:`covidlib.models.registry.create_model` builds, so what the reader sees is what gets trained.
+:func:`covidlib.models.factory.create_model` builds, so what the reader sees is what gets trained.
 
 Example:
     >>> import torchvision
@@ -26,6 +26,8 @@ from torch import nn
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from PIL import Image
+
+    from covidlib.models.registry import ModelSpec
 
 # Child modules that only wrap the real stages (torchvision/timm "features", a wrapper's
 # "backbone"): the stage table looks through them.
@@ -406,19 +408,30 @@ def draw_block_diagram(
     return ax
 
 
-def to_model_input(image: Image.Image) -> torch.Tensor:
+def to_model_input(image: Image.Image, spec: ModelSpec | str) -> torch.Tensor:
     """Turn a (letterboxed) grayscale PIL image into a normalized batch ``[1, 3, H, W]``.
 
     The same evaluation transform as training (:func:`covidlib.transforms.normalize_batch`):
-    gray repeated into 3 channels, ImageNet mean and standard deviation.
+    gray repeated into 3 channels, normalized with the mean and standard deviation the
+    model's pretrained weights expect (:attr:`~covidlib.models.registry.ModelSpec.normalization`:
+    ImageNet's for most, 0.5/0.5 for InceptionV3 and Xception).
+
+    Args:
+        image: the image, any PIL mode (converted to 8-bit grayscale).
+        spec: the model's :class:`~covidlib.models.registry.ModelSpec` or registry name.
 
     Example:
         >>> from PIL import Image
-        >>> to_model_input(Image.new("L", (40, 30))).shape
+        >>> white = Image.new("L", (40, 30), 255)
+        >>> to_model_input(white, "resnet18").shape
         torch.Size([1, 3, 30, 40])
+        >>> to_model_input(white, "xception")[0, :, 0, 0].tolist()
+        [1.0, 1.0, 1.0]
     """
     from torchvision.transforms.v2.functional import pil_to_tensor
 
+    from covidlib.models.registry import get_spec
     from covidlib.transforms.augment import normalize_batch
 
-    return normalize_batch(pil_to_tensor(image.convert("L")).unsqueeze(0))
+    mean, std = (get_spec(spec) if isinstance(spec, str) else spec).normalization
+    return normalize_batch(pil_to_tensor(image.convert("L")).unsqueeze(0), mean, std)

@@ -22,9 +22,10 @@ Example:
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import sys
+
+from covidlib.utils.env import env_flag
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -33,15 +34,18 @@ _M_MMAP_MAX = -4
 TRIM_THRESHOLD_BYTES = 1 << 30
 
 _decision: bool | None = None  # None: not decided yet in this process
-OFF_VALUES = ("0", "false", "no", "off")
+ENV_SWITCH = "COVIDLIB_KEEP_FREED_MEMORY"
 
 
 def keep_freed_memory() -> bool:
     """Make glibc's malloc reuse freed memory for large blocks; return whether it applies.
 
     Decided once per process (later calls return the same answer at no cost). Returns
-    False, changing nothing, when ``COVIDLIB_KEEP_FREED_MEMORY`` is ``0``/``false``/``no``/
-    ``off`` or the C library is not glibc.
+    False, changing nothing, when ``COVIDLIB_KEEP_FREED_MEMORY`` is off (``0``, ``false``,
+    ``no``, ``off``; see :func:`covidlib.utils.env.env_flag`) or the C library is not glibc.
+
+    Raises:
+        ValueError: ``COVIDLIB_KEEP_FREED_MEMORY`` is neither on nor off.
     """
     global _decision
     if _decision is None:
@@ -50,7 +54,7 @@ def keep_freed_memory() -> bool:
 
 
 def _apply() -> bool:
-    if os.environ.get("COVIDLIB_KEEP_FREED_MEMORY", "1").strip().lower() in OFF_VALUES:
+    if not env_flag(ENV_SWITCH, default=True):
         return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False

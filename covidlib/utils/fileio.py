@@ -1,8 +1,10 @@
-"""Atomic file writes and checksums.
+"""Atomic file and folder writes, and checksums.
 
 Nothing in covidlib is half-written: every file goes to a temporary name in the target
 folder first and is renamed onto its final name with :func:`os.replace` only once it is
-complete. A crash or an exception leaves either the old file or no file, never a torso.
+complete (:func:`atomic_path`); a folder is built the same way in a temporary sibling
+(:func:`atomic_dir`). A crash or an exception leaves either the old file or folder or
+none, never a torso.
 
 Example:
     >>> import tempfile, pathlib
@@ -16,9 +18,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +79,84 @@ def _create_temp(target: Path, suffix: str) -> Path:
         os.close(fd)
         return candidate
     raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a new, empty temporary folder next to ``path``; rename it onto ``path`` on success.
+
+    The folder is built under a hidden sibling name (``.<name>.<random>.tmp``, in the same
+    parent, so the rename is atomic) and becomes ``path`` only when the ``with`` block
+    finishes without an exception. On an exception it is removed and ``path`` is untouched.
+    Missing parent folders are created.
+
+    Args:
+        path: the final folder.
+        replace: replace what is at ``path`` (moved aside first, removed only once the new
+            folder is in place, put back if the rename fails). Without it, an empty folder
+            at ``path`` is replaced and anything else is an error.
+
+    Raises:
+        FileExistsError: ``path`` holds something at the end of the block (a non-empty
+            folder or a file, unless ``replace``; or one that another process put there
+            meanwhile). The temporary folder is removed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "built"
+        >>> with atomic_dir(target) as tmp:
+        ...     _ = (tmp / "a.txt").write_text("a")
+        >>> sorted(p.name for p in target.iterdir())
+        ['a.txt']
+        >>> with atomic_dir(target, replace=True) as tmp:
+        ...     _ = (tmp / "b.txt").write_text("b")
+        >>> sorted(p.name for p in target.iterdir())
+        ['b.txt']
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp_dir(target)
+    try:
+        yield tmp
+        old = None
+        if replace and (target.exists() or target.is_symlink()):
+            old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError as error:
+            if old is not None and not target.exists():
+                os.replace(old, target)  # keep the old folder rather than nothing
+                old = None
+            if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise FileExistsError(
+                    f"{target} already exists; remove it or choose another folder"
+                ) from None
+            raise
+        if old is not None:
+            _remove(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _create_temp_dir(target: Path) -> Path:
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not create a temporary folder next to {target}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

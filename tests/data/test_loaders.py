@@ -1,4 +1,4 @@
-"""Tests for covidlib.data.loaders: the letterbox cache and the fold DataLoaders."""
+"""Tests for covidlib.data.loaders: the fold DataLoaders over the letterbox cache."""
 
 from __future__ import annotations
 
@@ -9,107 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-import covidlib.data.images
-from covidlib.data.loaders import CachedImages, fold_dataloaders, letterbox_cache
-from covidlib.transforms import AugmentConfig, letterbox, normalize_batch
+from covidlib.data.cache import letterbox_cache
+from covidlib.data.loaders import CachedImages, fold_dataloaders
+from covidlib.transforms import AugmentConfig, normalize_batch
 
 CANVAS = (24, 16)
 
 
-@pytest.fixture()
-def images(tmp_path: Path) -> pd.DataFrame:
-    """Ten small grayscale PNGs of different sizes; image i is filled with gray value 20*i."""
-    rows = []
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        width, height = int(rng.integers(8, 60)), int(rng.integers(8, 60))
-        folder = tmp_path / "toy" / ("COVID" if i % 2 else "non-COVID")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"img_{i:02d}.png"
-        Image.new("L", (width, height), 20 * i + 10).save(path)
-        mask = np.zeros((height, width), np.uint8)
-        mask[: height // 2, : width // 2] = 255
-        mask_path = tmp_path / "toy" / "masks" / f"img_{i:02d}.png"
-        mask_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask).save(mask_path)
-        rows.append(
-            {
-                "path": str(path),
-                "label": i % 2,
-                "width": width,
-                "height": height,
-                "mask_path": str(mask_path) if i < 8 else pd.NA,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def test_cache_holds_the_letterboxed_pixels(images: pd.DataFrame) -> None:
-    cache = letterbox_cache(images, CANVAS)
-    assert cache.built and cache.file is not None and cache.file.is_file()
-    assert cache.pixels.shape == (10, CANVAS[1], CANVAS[0]) and cache.pixels.dtype == np.uint8
-    for row, path in enumerate(images["path"]):
-        expected, placement = letterbox(Image.open(path).convert("L"), CANVAS)
-        assert np.array_equal(cache.pixels[row], np.asarray(expected))
-        assert cache.placements[row] == placement
-    assert cache.file.parent == Path(os.environ["COVIDLIB_DATA"]) / "cache"
-    assert not [p for p in cache.file.parent.iterdir() if p.name.startswith(".")]
-
-
-def test_second_build_reuses_the_cache_without_decoding(
-    images: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = letterbox_cache(images, CANVAS)
-
-    def refuse(path: object) -> None:
-        raise AssertionError(f"decoded {path} although the cache exists")
-
-    monkeypatch.setattr(covidlib.data.images, "load_grayscale", refuse)
-    second = letterbox_cache(images, CANVAS)
-    assert not second.built and second.file == first.file
-    assert np.array_equal(np.asarray(second.pixels), np.asarray(first.pixels))
-    # fold_dataloaders on the same index and canvas decodes nothing either
-    dls = fold_dataloaders(images, [0, 1, 2, 3], [4, 5], CANVAS, 2, device="cpu")
-    assert dls.train.one_batch()[0].shape == (2, 3, CANVAS[1], CANVAS[0])
-
-
-def test_cache_key_follows_canvas_and_file_changes(images: pd.DataFrame) -> None:
-    first = letterbox_cache(images, CANVAS)
-    other_canvas = letterbox_cache(images, (16, 24))
-    assert other_canvas.file != first.file and other_canvas.built
-    path = Path(images["path"][3])
-    Image.new("L", (30, 30), 255).save(path)
-    os.utime(path, ns=(1, 1))
-    changed = letterbox_cache(images, CANVAS)
-    assert changed.built and changed.file != first.file
-    assert changed.pixels[3].max() == 255
-
-
-def test_in_memory_cache_and_threads(images: pd.DataFrame) -> None:
-    on_disk = letterbox_cache(images, CANVAS)
-    in_memory = letterbox_cache(images, CANVAS, persist=False, num_workers=2)
-    assert in_memory.file is None and in_memory.built
-    assert np.array_equal(in_memory.pixels, np.asarray(on_disk.pixels))
-
-
-def test_mask_cache_uses_nearest_and_blank_missing_masks(images: pd.DataFrame) -> None:
-    masks = letterbox_cache(images, CANVAS, column="mask_path", resample="nearest")
-    assert set(np.unique(masks.pixels).tolist()) == {0, 255}
-    assert masks.pixels[8].max() == 0 and masks.pixels[9].max() == 0
-    assert masks.pixels[0].max() == 255
-
-
-def test_cache_errors_name_the_problem(images: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no column 'nope'"):
-        letterbox_cache(images, CANVAS, column="nope")
-    with pytest.raises(ValueError, match="canvas size"):
-        letterbox_cache(images, (0, 16))
-    missing = images.copy()
-    missing.loc[0, "path"] = str(tmp_path / "gone.png")
-    with pytest.raises(FileNotFoundError, match="gone.png"):
-        letterbox_cache(missing, CANVAS)
+def test_without_a_dataset_the_cache_stays_in_memory(images: pd.DataFrame) -> None:
+    cache_dir = Path(os.environ["COVIDLIB_DATA"]) / "cache"
+    before = set(cache_dir.iterdir()) if cache_dir.is_dir() else set()
+    dls = fold_dataloaders(images, [0, 1, 2], [3], CANVAS, 2, device="cpu")
+    assert dls.valid.one_batch()[0].shape == (1, 3, CANVAS[1], CANVAS[0])
+    assert (set(cache_dir.iterdir()) if cache_dir.is_dir() else set()) == before
+    fold_dataloaders(images, [0, 1, 2], [3], CANVAS, 2, dataset="toy", cache_dir=cache_dir)
+    assert [p.name.split("-")[0] for p in set(cache_dir.iterdir()) - before] == ["toy"]
 
 
 def test_fold_dataloaders_shapes_dtypes_and_order(images: pd.DataFrame) -> None:
@@ -126,7 +41,7 @@ def test_fold_dataloaders_shapes_dtypes_and_order(images: pd.DataFrame) -> None:
     xs, ys = zip(*list(dls.valid), strict=True)
     x, y = torch.cat(xs), torch.cat(ys)
     assert y.tolist() == [float(images["label"][r]) for r in test_rows]
-    cache = letterbox_cache(images, CANVAS)
+    cache = letterbox_cache(images, CANVAS, persist=False)
     expected = normalize_batch(torch.from_numpy(np.asarray(cache.pixels[test_rows]))[:, None])
     assert torch.allclose(x, expected)
     # train: every training image once per epoch (a trailing batch of one is dropped)
@@ -152,7 +67,7 @@ def test_train_is_shuffled_and_augmented_valid_is_deterministic(images: pd.DataF
 def test_augment_off_gives_letterbox_plus_normalize(images: pd.DataFrame) -> None:
     dls = fold_dataloaders(images, [0, 1], [2], CANVAS, 2, augment=None, device="cpu")
     x, y = dls.train.one_batch()
-    cache = letterbox_cache(images, CANVAS)
+    cache = letterbox_cache(images, CANVAS, persist=False)
     options = [
         normalize_batch(torch.from_numpy(np.asarray(cache.pixels[[a, b]]))[:, None])
         for a, b in ((0, 1), (1, 0))
@@ -206,9 +121,10 @@ def test_augment_config_passes_through(images: pd.DataFrame) -> None:
 
 def test_fold_dataloaders_normalize_with_the_models_statistics(images: pd.DataFrame) -> None:
     half = (0.5, 0.5, 0.5)
-    dls = fold_dataloaders(images, [0, 1, 2, 3], [5, 6], CANVAS, 2, device="cpu",
-                           mean=half, std=half)
-    cache = letterbox_cache(images, CANVAS)
+    dls = fold_dataloaders(
+        images, [0, 1, 2, 3], [5, 6], CANVAS, 2, device="cpu", mean=half, std=half
+    )
+    cache = letterbox_cache(images, CANVAS, persist=False)
     pixels = torch.from_numpy(np.asarray(cache.pixels[[5, 6]]))[:, None]
     x = torch.cat([b[0] for b in dls.valid])
     assert torch.allclose(x, normalize_batch(pixels, half, half))

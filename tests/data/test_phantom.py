@@ -1,16 +1,16 @@
-"""Tests for the synthetic phantom dataset (covidlib.data.phantom) and ``covidlib phantom``."""
+"""Tests for the synthetic phantom dataset (covidlib.data.phantom)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from covidlib.cli import main
 from covidlib.data import phantom
 from covidlib.data.phantom import (
     COVID_FINDINGS,
@@ -278,44 +278,35 @@ def test_generate_rejects_bad_arguments(tmp_path: Path, kwargs: dict, message: s
     assert not (tmp_path / "bad").exists()
 
 
-# -- command line -----------------------------------------------------------------------
-
-
-def test_cli_twice_gives_identical_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_ensure_phantom_follows_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = tmp_path / "one", tmp_path / "two"
-    assert main(["phantom", "--n", "8", "--out", str(first), "--seed", "2"]) == 0
-    assert "written" in capsys.readouterr().out
-    assert main(["phantom", "--n", "8", "--out", str(second), "--seed", "2"]) == 0
-    assert folder_bytes(first) == folder_bytes(second)
-    assert main(["phantom", "--n", "8", "--out", str(first), "--seed", "2"]) == 0
-    output = capsys.readouterr().out
-    assert "reused" in output and "COVID: 4" in output and "non-COVID: 4" in output
+    from covidlib.config import get_profile
+
+    four = get_profile("quick").with_overrides(phantom_size=4)
+    six = four.with_overrides(phantom_size=6, phantom_difficulty=0.9)
+    default = phantom.ensure_phantom(profile=four)
+    assert default == Path(os.environ["COVIDLIB_DATA"]) / "phantom"
+    assert len(read_labels(default)) == 4
+    # the default folder is a cache: another profile's phantom replaces it
+    assert len(read_labels(phantom.ensure_phantom(profile=six))) == 6
+    assert phantom.read_manifest(default)["difficulty"] == 0.9
+    # an explicit folder is not replaced
+    mine = phantom.ensure_phantom(tmp_path / "mine", four)
+    with pytest.raises(PhantomExistsError, match="overwrite"):
+        phantom.ensure_phantom(mine, six)
+    monkeypatch.setenv("COVIDLIB_PROFILE", "quick")
+    monkeypatch.setattr(phantom, "generate_phantom", lambda out, **kw: (Path(out), kw))
+    assert phantom.ensure_phantom(tmp_path / "q")[1] == {
+        "n": 200,
+        "difficulty": 0.2,
+        "overwrite": False,
+    }
 
 
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--n", "1"], "--n must be at least 2"),
-        (["--difficulty", "1.5"], "--difficulty must be between 0 and 1"),
-        (["--difficulty", "-0.5"], "--difficulty must be between 0 and 1"),
-        (["--seed", "-3"], "--seed"),
-    ],
-)
-def test_cli_bad_arguments(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
-) -> None:
-    assert main(["phantom", "--out", str(tmp_path / "x"), *arguments]) == 2
-    error = capsys.readouterr().err
-    assert message in error and error.count("\n") == 1
-    assert not (tmp_path / "x").exists()
-
-
-def test_cli_stale_folder_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["phantom", "--n", "2", "--out", str(tmp_path / "p")]) == 0
-    assert main(["phantom", "--n", "4", "--out", str(tmp_path / "p")]) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert main(["phantom", "--n", "4", "--out", str(tmp_path / "p"), "--overwrite"]) == 0
+def test_link_loop_is_refused(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(PhantomExistsError, match="link loop"):
+        generate_phantom(loop, n=2)
+    assert loop.is_symlink()

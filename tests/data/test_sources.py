@@ -1,15 +1,17 @@
-"""Tests for covidlib.data.sources against a local HTTP server (no internet needed)."""
+"""Tests for covidlib.data.sources: ensure_dataset, and downloads against a local HTTP server
+(no internet needed)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import io
+import os
 import socket
 import threading
 import urllib.error
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,8 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidlib.data.datasets import DATASETS, CountVariant, RemoteFile, index_dataset
-from covidlib.data.sources import DownloadError, download_dataset, download_file
+from covidlib.data.index import index_dataset
+from covidlib.data.registry import DATASETS, CountVariant, RemoteFile
+from covidlib.data.sources import DownloadError, download_dataset, download_file, ensure_dataset
+
+MakeTree = Callable[..., Path]  # the make_tree fixture of conftest.py
 
 
 class _Server:
@@ -195,8 +200,11 @@ def test_download_dataset_extracts_validates_and_renames(
     server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _tiny_covid_ct(server, monkeypatch)
+    (tmp_path / "covid19-ct").mkdir()
+    (tmp_path / "covid19-ct" / ".DS_Store").write_bytes(b"litter")  # replaced, not refused
     root = download_dataset("covid19-ct", tmp_path / "covid19-ct")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["covid19-ct"]  # no leftovers
+    assert not (root / ".DS_Store").exists()
     index = index_dataset("covid19-ct", root)
     assert index.counts() == {"covid": 2, "non_covid": 3} and index.problems.empty
     assert index.summary()["splits"]["train"]["covid"] == 2
@@ -239,3 +247,52 @@ def test_manual_kaggle_zip_is_accepted(tmp_path: Path, monkeypatch: pytest.Monke
     (root / "archive.zip").write_bytes(buffer.getvalue())
     assert download_dataset("sars-cov-2-ct", root, opener=_OfflineOpener()) == root
     assert index_dataset("sars-cov-2-ct", root).summary()["counts_match"] == "tiny"
+
+
+# ---------------------------------------------------------------- ensure_dataset
+
+
+def test_ensure_dataset_real_missing_says_how(tmp_path: Path, make_tree: MakeTree) -> None:
+    with pytest.raises(FileNotFoundError, match="covidlib datasets download covid19-ct"):
+        ensure_dataset("covid19-ct")
+    root = make_tree(tmp_path / "ok", "covid19-ct")
+    assert ensure_dataset("covid19-ct", root) == root
+
+
+def test_ensure_dataset_phantom_uses_profile_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import covidlib.data.phantom
+
+    calls = []
+
+    def fake_generate(out_dir: Path, n: int = 200, **kwargs: object) -> Path:
+        calls.append((Path(out_dir), n))
+        return Path(out_dir)
+
+    monkeypatch.setattr(covidlib.data.phantom, "generate_phantom", fake_generate)
+    monkeypatch.setenv("COVIDLIB_PROFILE", "quick")
+    root = ensure_dataset("phantom")
+    assert calls == [(Path(os.environ["COVIDLIB_DATA"]) / "phantom", 200)] and root == calls[0][0]
+
+
+def test_ensure_dataset_extracts_zips_placed_in_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "covid19-ct"
+    root.mkdir()
+    for folder in ("CT_COVID", "CT_NonCOVID"):
+        (root / f"{folder}.zip").write_bytes(_zip_of_images(folder, ["a.png"], nested=False))
+    assert ensure_dataset("covid19-ct", root) == root
+    assert (root / "CT_COVID" / "a.png").is_file() and (root / "CT_NonCOVID" / "a.png").is_file()
+
+
+def test_download_phantom_generates_it_and_refuses_a_foreign_root(tmp_path: Path) -> None:
+    import covidlib.config
+
+    small = covidlib.config.PROFILES["quick"].with_overrides(phantom_size=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(covidlib.config.PROFILES, "quick", small)
+        patch.setenv("COVIDLIB_PROFILE", "quick")
+        root = download_dataset("phantom", tmp_path / "ph")
+        assert index_dataset("phantom", root).counts() == {"covid": 1, "non_covid": 1}
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("mine")
+        with pytest.raises(DownloadError, match="not a phantom folder"):
+            download_dataset("phantom", tmp_path / "mine")

@@ -136,7 +136,7 @@ def test_draw_block_diagram_needs_a_branch() -> None:
 
 
 def test_to_model_input_is_normalized_rgb() -> None:
-    batch = arch.to_model_input(Image.new("L", (40, 30), color=255))
+    batch = arch.to_model_input(Image.new("L", (40, 30), color=255), "resnet18")
     assert batch.shape == (1, 3, 30, 40)
     assert torch.allclose(
         batch[0, :, 0, 0],
@@ -144,6 +144,24 @@ def test_to_model_input_is_normalized_rgb() -> None:
         atol=1e-4,
     )
     assert isinstance(arch.feature_map_sizes(nn.Identity(), batch), pd.DataFrame)
+
+
+@pytest.mark.parametrize("name", ["inceptionv3", "xception"])
+def test_to_model_input_follows_the_models_weights(name: str) -> None:
+    from covidlib.models.registry import get_spec
+
+    gray = Image.new("L", (8, 6), color=51)  # 0.2 after scaling to [0, 1]
+    by_name = arch.to_model_input(gray, name)
+    assert torch.allclose(by_name, torch.full((1, 3, 6, 8), (0.2 - 0.5) / 0.5), atol=1e-6)
+    assert torch.equal(arch.to_model_input(gray, get_spec(name)), by_name)
+    assert not torch.allclose(arch.to_model_input(gray, "resnet18"), by_name)
+
+
+def test_to_model_input_needs_the_model() -> None:
+    with pytest.raises(TypeError):
+        arch.to_model_input(Image.new("L", (8, 6)))  # type: ignore[call-arg]
+    with pytest.raises(KeyError, match="vgg16"):
+        arch.to_model_input(Image.new("L", (8, 6)), "vgg16")
 
 
 def test_group_branches_strips_positions() -> None:

@@ -1,41 +1,23 @@
-"""Tests for covidlib.models: registry, one-logit models, weights loading, Table 1, CLI."""
+"""Tests for covidlib.models.registry: the specs, random-init architectures, Table 1."""
 
 from __future__ import annotations
 
-import json
-import socket
-from pathlib import Path
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from covidlib.cli import main
-from covidlib.models.registry import (
-    BackboneMismatchError,
-    WeightsNotCachedError,
-    create_model,
-    get_module,
-    get_spec,
-    list_models,
-)
 from covidlib.models import registry as models
+from covidlib.models.factory import get_module
+from covidlib.models.registry import build_architecture, get_spec, list_models
 
 ALL = list_models()
 SMALL = ["squeezenet", "shufflenet", "resnet18"]
 QUICK_SCALE = 0.4
 PAPER = pd.read_csv(models.PAPER_TABLE1_FILE).set_index("model")
-
-_BUILT: dict[str, nn.Module] = {}
-
-
-def built(name: str) -> nn.Module:
-    """Each architecture is built once per session (random init), in eval mode."""
-    if name not in _BUILT:
-        torch.manual_seed(0)
-        _BUILT[name] = create_model(name).eval()
-    return _BUILT[name]
+Built = Callable[[str], nn.Module]  # the built fixture of conftest.py
 
 
 def test_registry_has_the_papers_twelve_models() -> None:
@@ -66,7 +48,7 @@ def test_spec_sizes_match_paper_table1(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_one_finite_logit_at_quick_canvas(name: str) -> None:
+def test_one_finite_logit_at_quick_canvas(name: str, built: Built) -> None:
     spec = get_spec(name)
     model = built(name)
     width, height = spec.canvas(QUICK_SCALE)
@@ -101,7 +83,7 @@ def test_one_finite_logit_at_quick_canvas(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_full_custom_size_and_min_input(name: str) -> None:
+def test_full_custom_size_and_min_input(name: str, built: Built) -> None:
     spec = get_spec(name)
     model = built(name)
     with torch.no_grad():
@@ -110,7 +92,7 @@ def test_full_custom_size_and_min_input(name: str) -> None:
             assert logits.shape == (1, 1) and torch.isfinite(logits).all()
 
 
-def test_inception_min_input_is_the_real_limit() -> None:
+def test_inception_min_input_is_the_real_limit(built: Built) -> None:
     spec = get_spec("inceptionv3")
     model = built("inceptionv3")
     with torch.no_grad():
@@ -119,7 +101,7 @@ def test_inception_min_input_is_the_real_limit() -> None:
             model(torch.zeros(1, 3, spec.min_input[1] - 1, spec.min_input[0] - 1))
 
 
-def test_squeezenet_logit_can_be_negative() -> None:
+def test_squeezenet_logit_can_be_negative(built: Built) -> None:
     # The final ReLU of torchvision's SqueezeNet is removed: it would clamp logits at 0.
     model = built("squeezenet")
     assert not any(isinstance(m, nn.ReLU) for m in model.classifier)
@@ -147,7 +129,7 @@ def test_canvas_rejects_bad_scale_and_clamps_inception() -> None:
 
 def test_unknown_name_lists_valid_ones() -> None:
     with pytest.raises(KeyError) as info:
-        create_model("vgg16")
+        build_architecture("vgg16")
     message = str(info.value)
     assert "vgg16" in message and all(name in message for name in ALL)
     assert get_spec("ResNeXt101").name == "resnext101"
@@ -162,137 +144,37 @@ def test_table1_params_within_001_million_of_paper(name: str) -> None:
     assert row["size_mb"] == pytest.approx(row["params"] * 4 / 1e6, abs=0.05)
 
 
-def test_table_counts_equal_a_real_random_model() -> None:
+def test_table_counts_equal_a_real_random_model(built: Built) -> None:
     assert models.model_table(["resnet18"]).loc[0, "params"] == models.count_parameters(
         built("resnet18")
     )
 
 
-def test_pretrained_path_loads_backbone_and_keeps_new_head(tmp_path: Path) -> None:
-    import timm
-
-    torch.manual_seed(1)
-    imagenet_like = timm.create_model("resnet18", num_classes=1000)
-    path = tmp_path / "resnet18_backbone.pth"
-    torch.save(imagenet_like.state_dict(), path)
-    model = create_model("resnet18", pretrained=path)
-    assert torch.equal(model.conv1.weight, imagenet_like.conv1.weight)
-    assert torch.equal(model.layer4[1].bn2.running_var, imagenet_like.layer4[1].bn2.running_var)
-    assert model.fc.out_features == 1
-
-
-def test_pretrained_path_backbone_only_torchvision(tmp_path: Path) -> None:
-    source = create_model("squeezenet")
-    state = {k: v for k, v in source.state_dict().items() if not k.startswith("classifier.")}
-    path = tmp_path / "squeeze.pt"
-    torch.save(state, path)
-    model = create_model("squeezenet", pretrained=str(path))
-    assert torch.equal(model.features[0].weight, source.features[0].weight)
-    assert model.classifier[1].out_channels == 1
-
-
-def test_pretrained_path_mismatch_is_reported(tmp_path: Path) -> None:
-    path = tmp_path / "r18.pth"
-    torch.save(built("resnet18").state_dict(), path)
-    with pytest.raises(BackboneMismatchError, match=r"r18\.pth.*resnet50.*(missing|shape)"):
-        create_model("resnet50", pretrained=path)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
-        create_model("resnet18", pretrained=tmp_path / "nope.pth")
-
-
-@pytest.fixture
-def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Point torch.hub and the Hugging Face cache at empty folders; forbid the network."""
-    from huggingface_hub import constants
-
-    torch_home, hf_cache = tmp_path / "torch", tmp_path / "hf"
-    monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    monkeypatch.setenv("HF_HUB_CACHE", str(hf_cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the network was touched")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    return {"torch": torch_home / "hub" / "checkpoints", "hf": hf_cache}
-
-
-@pytest.mark.parametrize(
-    ("name", "filename", "folder_key"),
-    [
-        ("resnet18", "model.safetensors", "hf"),
-        ("squeezenet", "squeezenet1_0-b66bff10.pth", "torch"),
-        ("xception", "xception-43020ad28.pth", "torch"),
-    ],
-)
-def test_pretrained_true_offline_fails_fast_with_instructions(
-    empty_caches: dict[str, Path], name: str, filename: str, folder_key: str
-) -> None:
-    with pytest.raises(WeightsNotCachedError) as info:
-        create_model(name, pretrained=True)
-    message = str(info.value)
-    assert filename in message and "http" in message
-    assert str(empty_caches[folder_key]) in message
-
-
-def test_pretrained_true_uses_hf_cache_file(empty_caches: dict[str, Path]) -> None:
-    import timm
-    from safetensors.torch import save_file
-
-    imagenet_like = timm.create_model("resnet18", num_classes=1000)
-    folder = empty_caches["hf"] / "models--timm--resnet18.tv_in1k" / "snapshots" / "main"
-    folder.mkdir(parents=True)
-    save_file(imagenet_like.state_dict(), str(folder / "model.safetensors"))
-    model = create_model("resnet18", pretrained=True)
-    assert torch.equal(model.conv1.weight, imagenet_like.conv1.weight)
-    assert model.fc.out_features == 1
-
-
-def test_pretrained_true_uses_torch_hub_checkpoint(empty_caches: dict[str, Path]) -> None:
-    import torchvision
-
-    imagenet_like = torchvision.models.squeezenet1_0()
-    folder = empty_caches["torch"]
-    folder.mkdir(parents=True)
-    torch.save(imagenet_like.state_dict(), folder / "squeezenet1_0-b66bff10.pth")
-    model = create_model("squeezenet", pretrained=True)
-    assert torch.equal(model.features[0].weight, imagenet_like.features[0].weight)
-    assert model.classifier[1].out_channels == 1
-
-
-def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "--json"]) == 0
-    records = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in records] == ALL
-    first = records[0]
-    for key in (
-        "name",
-        "family",
-        "default_input",
-        "custom_input",
-        "params_millions",
-        "size_mb",
-        "layers",
-    ):
-        assert key in first
-    assert first["custom_input"] == [335, 255] and first["family"] == "SqueezeNet"
-
-
-def test_cli_text_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "--names", "resnet18", "--compare"]) == 0
-    out = capsys.readouterr().out
-    assert "349x253" in out and "11.17" in out
-    assert main(["models", "--names", "vgg16"]) == 2
-    assert "densenet201" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("name", "mean"),
-    [("inceptionv3", (0.5, 0.5, 0.5)), ("xception", (0.5, 0.5, 0.5)),
-     ("resnet18", (0.485, 0.456, 0.406)), ("squeezenet", (0.485, 0.456, 0.406))],
+    [
+        ("inceptionv3", (0.5, 0.5, 0.5)),
+        ("xception", (0.5, 0.5, 0.5)),
+        ("resnet18", (0.485, 0.456, 0.406)),
+        ("squeezenet", (0.485, 0.456, 0.406)),
+    ],
 )
 def test_normalization_follows_the_weights(name: str, mean: tuple[float, ...]) -> None:
     got_mean, got_std = models.get_spec(name).normalization
     assert got_mean == pytest.approx(mean) and len(got_std) == 3
+
+
+def test_build_architecture_takes_a_spec_or_a_name() -> None:
+    torch.manual_seed(0)
+    by_name = build_architecture("resnet18")
+    torch.manual_seed(0)
+    by_spec = build_architecture(get_spec("resnet18"))
+    assert torch.equal(by_name.conv1.weight, by_spec.conv1.weight)
+    assert by_name.training  # a fresh model is in training mode
+
+
+def test_compare_with_paper_puts_both_tables_side_by_side() -> None:
+    table = models.compare_with_paper(["squeezenet", "xception"])
+    assert table["paper_name"].tolist() == ["SqueezeNet", "Xception"]
+    assert table["paper_params_millions"].notna().all()
+    assert (table["params_diff"].abs() < 0.01).all()

@@ -66,3 +66,13 @@ def test_opt_out_changes_nothing(monkeypatch: pytest.MonkeyPatch, value: str) ->
     assert keep_freed_memory() is False
     monkeypatch.setenv("COVIDLIB_KEEP_FREED_MEMORY", "1")
     assert keep_freed_memory() is False  # decided once per process
+
+
+def test_a_value_that_is_neither_on_nor_off_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import covidlib.utils.allocator as allocator
+
+    monkeypatch.setattr(allocator, "_decision", None)
+    monkeypatch.setenv("COVIDLIB_KEEP_FREED_MEMORY", "maybe")
+    with pytest.raises(ValueError, match="COVIDLIB_KEEP_FREED_MEMORY='maybe'"):
+        keep_freed_memory()
+    assert allocator._decision is None  # nothing decided: the next call asks again

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from covidlib.utils.fileio import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
+from covidlib.utils.fileio import (
+    atomic_dir,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    sha256_file,
+)
 
 
 @pytest.mark.parametrize("data", [b"", b"abc", bytes(range(256)) * 5000])
@@ -44,3 +50,66 @@ def test_atomic_path_uses_umask_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     # mkstemp would give 0600; a written file should get the usual 0666 & ~umask.
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_dir_appears_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "parent" / "built"
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".") and not target.exists()
+        (tmp / "a.txt").write_text("a")
+    assert _names(target) == ["a.txt"] and _names(target.parent) == ["built"]
+
+
+def test_atomic_dir_error_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "built") as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise RuntimeError("crash while building")
+    assert _names(tmp_path) == []
+
+
+def test_atomic_dir_replaces_an_empty_folder_but_not_a_full_one(tmp_path: Path) -> None:
+    target = tmp_path / "built"
+    target.mkdir()
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert _names(target) == ["new.txt"]
+    with pytest.raises(FileExistsError, match="built already exists"):
+        with atomic_dir(target) as tmp:
+            (tmp / "other.txt").write_text("other")
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["built"]
+
+
+def test_atomic_dir_replace_swaps_and_keeps_the_old_folder_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "built"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target, replace=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("crash while building")
+    assert _names(target) == ["old.txt"]
+    with atomic_dir(target, replace=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["built"]
+
+
+def test_atomic_dir_replace_puts_the_old_folder_back_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "built"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def failing_replace(src: object, dst: object) -> None:
+        if Path(str(src)).name.endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(PermissionError), atomic_dir(target, replace=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert _names(target) == ["old.txt"] and _names(tmp_path) == ["built"]
