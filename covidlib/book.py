@@ -110,12 +110,17 @@ def table1(names: Sequence[str]) -> pd.DataFrame:
 def glue(name: str, value: Any, display: bool = False) -> None:
     """Store ``value`` for the prose's ``{glue:text}`name``` roles (MyST-NB's ``glue``).
 
-    Outside a Jupyter Book build without MyST-NB (Colab), it only prints when ``display``.
+    NumPy scalars become Python numbers first, so that a role's format spec
+    (``{glue:text}`name:.2f```) can read them back. Without MyST-NB (Colab) or outside a
+    notebook it only prints the value when ``display``.
 
     Example:
-        >>> glue("n_models", 12, display=True)
-        12
+        >>> import numpy as np
+        >>> glue("aspect", np.float64(1.25), display=True)
+        1.25
     """
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
