@@ -26,8 +26,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build -W -n --keep-going .
 	@echo "Book written to _build/html/index.html"
 
+# The suite and the chapters, then every docstring example of the library (without
+# tests/conftest.py, as a user would run them).
 test: $(STAMP)
 	$(BIN)/python -m pytest tests chapters --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	$(BIN)/python -m pytest covidlib --doctest-modules -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check covidlib tests benchmarks

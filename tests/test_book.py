@@ -78,3 +78,20 @@ def test_notebook_is_stripped_and_starts_with_the_colab_cell(notebook: Path) -> 
         c for c in cells if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# ")
     ]
     assert titles, f"{notebook.name} has no '# title' markdown cell"
+
+
+ARCHITECTURE_CHAPTERS = sorted((REPO_ROOT / "chapters" / "architectures").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize(
+    "notebook", ARCHITECTURE_CHAPTERS, ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
+def test_architecture_chapter_calls_the_shared_helpers(notebook: Path) -> None:
+    cells = json.loads(notebook.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    for call in ("book.architecture_setup(", "book.table1(", "book.letterboxed_covid_slice(",
+                 "book.feature_maps(", "book.fine_tune_demo(", "book.plot_training_loss("):
+        assert call in code, f"{notebook.name} does not call {call}...)"
+    # the shared steps live in covidlib.book only (one place to change, e.g. the model input)
+    for repeated in ("compare_with_paper(", "fit_first_fold(", "to_model_input(", " letterbox("):
+        assert repeated not in code, f"{notebook.name} repeats {repeated}...) itself"

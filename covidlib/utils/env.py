@@ -2,10 +2,11 @@
 
 Example:
     >>> import os
-    >>> os.environ["COVIDLIB_EXAMPLE_FLAG"] = "off"
+    >>> os.environ["COVIDLIB_EXAMPLE_FLAG"] = " Off "
     >>> env_flag("COVIDLIB_EXAMPLE_FLAG", default=True)
     False
-    >>> env_flag("COVIDLIB_UNSET_FLAG", default=True)
+    >>> del os.environ["COVIDLIB_EXAMPLE_FLAG"]
+    >>> env_flag("COVIDLIB_EXAMPLE_FLAG", default=True)
     True
 """
 
@@ -25,6 +26,15 @@ def env_flag(name: str, default: bool) -> bool:
 
     Raises:
         ValueError: any other value, naming the variable and the accepted values.
+
+    Example:
+        >>> import os
+        >>> os.environ["COVIDLIB_EXAMPLE_FLAG"] = "maybe"
+        >>> env_flag("COVIDLIB_EXAMPLE_FLAG", default=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: COVIDLIB_EXAMPLE_FLAG='maybe' is not an on/off value; use one of ...
+        >>> del os.environ["COVIDLIB_EXAMPLE_FLAG"]
     """
     value = os.environ.get(name)
     if value is None:
