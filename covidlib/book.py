@@ -83,7 +83,8 @@ def architecture_setup(
         (134, 102)
     """
     from covidlib.config import get_profile
-    from covidlib.models.registry import create_model, get_spec
+    from covidlib.models.factory import create_model
+    from covidlib.models.registry import get_spec
 
     profile = profile or get_profile()
     setup = ArchitectureSetup(
@@ -176,7 +177,8 @@ def chapter_images(profile: Profile | None = None) -> pd.DataFrame:
         (10, [0, 1])
     """
     from covidlib.config import get_profile
-    from covidlib.data.datasets import ensure_dataset, index_dataset
+    from covidlib.data.index import index_dataset
+    from covidlib.data.sources import ensure_dataset
 
     profile = profile or get_profile()
     root = ensure_dataset(profile.dataset, profile=profile)
@@ -224,8 +226,7 @@ def model_input(image: Image.Image, model_name: str) -> torch.Tensor:
     """
     from covidlib.models.inspection import to_model_input
 
-    # MERGE(H2): to_model_input takes the model's name (or spec) for its normalization.
-    return to_model_input(image)
+    return to_model_input(image, model_name)  # normalized with the model's weights' statistics
 
 
 def feature_maps(model: nn.Module, model_name: str, image: Image.Image) -> pd.DataFrame:
@@ -272,7 +273,7 @@ def fine_tune_demo(
         >>> import os, tempfile
         >>> from unittest import mock
         >>> from covidlib.config import get_profile
-        >>> from covidlib.data.datasets import index_dataset
+        >>> from covidlib.data.index import index_dataset
         >>> from covidlib.data.phantom import generate_phantom
         >>> folder = tempfile.mkdtemp()  # the letterbox cache goes to COVIDLIB_DATA
         >>> images = index_dataset("phantom", generate_phantom(folder + "/p", n=12)).images
