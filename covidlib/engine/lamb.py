@@ -7,7 +7,10 @@ keeps the same constructor, defaults, per-parameter state keys (``step``, ``exp_
 ``exp_avg_sq``, ``weight_norm``, ``adam_norm``, ``trust_ratio``) and arithmetic, weight
 decay included (added to the Adam step before the trust ratio), but updates all tensors of
 a parameter group with ``torch._foreach_*`` ops, picks the zero-norm cases with
-``torch.where`` and keeps the trust ratio a tensor: a step reads nothing back.
+``torch.where`` and keeps the trust ratio a tensor: a step reads nothing back. On the CPU
+it updates the tensors in runs of about 1 MiB (``Lamb.cpu_chunk_bytes``) so that they stay
+in the cache between ops; that made it as fast as foreach Adam there
+(``benchmarks/optim.py``).
 
 Example:
     >>> layer = torch.nn.Linear(3, 1)
