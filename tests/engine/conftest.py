@@ -92,17 +92,20 @@ CPU = RuntimeSettings(device="cpu")
 
 @pytest.fixture
 def cv(phantom_root: Path) -> Callable[..., CVResult]:
-    """``cv(out, model="squeezenet", config=None, runtime=CPU, **run_cv_kwargs)``: run_cv on
-    the module's phantom into ``out/phantom/<model>/quick``, silently."""
+    """``cv(out, model=None, config=None, runtime=CPU, **run_cv_kwargs)``: run_cv of
+    ``config`` (default ``small_config()``; ``model`` replaces its model) on the module's
+    phantom into ``out/phantom/<model>/quick``, silently."""
 
     def run(
         out: Path,
-        model: str = "squeezenet",
+        model: str | None = None,
         config: ExperimentConfig | None = None,
         runtime: RuntimeSettings = CPU,
         **kwargs: Any,
     ) -> CVResult:
-        experiment = (config or _small_config()).with_overrides(model=model)
+        experiment = config or _small_config()
+        if model is not None:
+            experiment = experiment.with_overrides(model=model)
         kwargs.setdefault("log", None)
         kwargs.setdefault("run_name", "quick")
         return run_cv(experiment, runtime, root=phantom_root, out=out, **kwargs)
