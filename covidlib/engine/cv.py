@@ -404,10 +404,19 @@ def run_cv(
         A :class:`CVResult`; ``summary.json`` in the run folder holds the same summary.
 
     Example:
-        >>> from covidlib.config import get_profile
-        >>> config = get_profile("quick").experiment("phantom", "squeezenet", epochs=1)
-        >>> result = run_cv(config, out="runs")  # doctest: +SKIP
-        >>> result.summary["mean"]["accuracy"]  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from covidlib.config import RuntimeSettings, get_profile
+        >>> from covidlib.data.phantom import generate_phantom
+        >>> folder = Path(tempfile.mkdtemp())  # datasets and caches go there, not to data/
+        >>> root = generate_phantom(folder / "phantom", n=12)
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", n_folds=2, epochs=1, canvas_scale=0.12)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": str(folder)}):
+        ...     result = run_cv(config, RuntimeSettings(device="cpu", progress=False),
+        ...                     root=root, out=folder / "runs", log=None)
+        >>> result.summary["complete"], sorted(result.summary["folds"])
+        (True, ['0', '1'])
     """
     from covidlib.data.datasets import ensure_dataset, get_dataset, index_dataset
     from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
@@ -532,10 +541,20 @@ def cached_run(
         log: where progress lines go (default: silent).
 
     Example:
-        >>> from covidlib.config import get_profile
-        >>> config = get_profile("quick").experiment("phantom", "squeezenet", epochs=1)
-        >>> result = cached_run(config)  # doctest: +SKIP
-        >>> result.run_dir.name == resolve_canvas(config).digest()[:16]  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from covidlib.config import PhantomConfig, RuntimeSettings, get_profile
+        >>> from covidlib.engine.learner import resolve_canvas
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", n_folds=2, epochs=1, canvas_scale=0.12,
+        ...     phantom=PhantomConfig(size=12))
+        >>> cpu = RuntimeSettings(device="cpu", progress=False)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": tempfile.mkdtemp()}):
+        ...     first = cached_run(config, cpu)  # trains into data_dir()/runs/<digest[:16]>
+        ...     again = cached_run(config, cpu)  # read back: no training
+        >>> first.run_dir.name == resolve_canvas(config).digest()[:16] == again.run_dir.name
+        True
+        >>> again.predictions.equals(first.predictions)
         True
     """
     from covidlib.config import data_dir

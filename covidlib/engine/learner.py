@@ -665,9 +665,20 @@ def fit_fold(
         callbacks: extra fastai callbacks.
 
     Example:
+        >>> import os, tempfile
+        >>> from unittest import mock
         >>> from covidlib.config import get_profile
-        >>> config = get_profile("quick").experiment("phantom", "squeezenet", epochs=1)
-        >>> result = fit_fold(config, images, train, test)  # doctest: +SKIP
+        >>> from covidlib.data.datasets import index_dataset
+        >>> from covidlib.data.phantom import generate_phantom
+        >>> folder = tempfile.mkdtemp()  # dataset and caches go there, not to data/
+        >>> index = index_dataset("phantom", generate_phantom(Path(folder) / "phantom", n=12))
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", epochs=1, canvas_scale=0.12, augment=None)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": folder}):
+        ...     result = fit_fold(config, index.images, range(8), range(8, 12),
+        ...                       dataset=index.name, show_progress=False)
+        >>> len(result.history), len(result.predictions)
+        (1, 4)
     """
     from covidlib.models.registry import create_model, get_spec
 
