@@ -732,6 +732,13 @@ class Profile:
             changes["phantom"] = replace(changes.get("phantom", self.phantom), **phantom)
         if "pretrained" in changes:
             changes["weights"] = "imagenet" if changes.pop("pretrained") else "random"
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(
+                f"unknown profile setting {unknown[0]!r}; settings are "
+                f"{[f.name for f in fields(self)]}, the TrainConfig fields, phantom_size, "
+                "phantom_difficulty and pretrained (device and workers are RuntimeSettings)."
+            )
         return replace(self, **changes)
 
     def experiment(self, dataset: str | None, model: str, **overrides: Any) -> ExperimentConfig:

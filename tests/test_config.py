@@ -69,6 +69,8 @@ def test_overrides_return_a_copy() -> None:
     changed = quick.with_overrides(epochs=7, phantom_size=30, folds=3)
     assert (changed.epochs, changed.phantom_size, changed.folds) == (7, 30, 3)
     assert quick.epochs == PROFILES["quick"].epochs == 6
+    with pytest.raises(ValueError, match="unknown profile setting 'device'"):
+        quick.with_overrides(device="cpu")
 
 
 def test_profile_builds_the_experiment() -> None:
