@@ -39,7 +39,8 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 
 from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
-from covidlib.engine.learner import TrainConfig, train_fold  # noqa: E402
+from covidlib.config import TrainConfig, resolve_device  # noqa: E402
+from covidlib.engine.learner import train_fold  # noqa: E402
 from covidlib.models.registry import create_model, get_spec  # noqa: E402
 from covidlib.utils.fileio import atomic_write_text  # noqa: E402
 
@@ -129,7 +130,10 @@ def engine(
     )
     test_table = pd.DataFrame({"path": ["a", "b"], "label": [int(y) for _, y in test]})
     cpu_started = time.process_time()
-    result = train_fold(model, dls, test_table, config.with_overrides(epochs=epochs))
+    result = train_fold(
+        model, dls, test_table, config.with_overrides(epochs=epochs), device=device,
+        show_progress=False,
+    )
     _sync(device)
     cpu_seconds = time.process_time() - cpu_started
     images = epochs * sum(len(y) for _, y in batches)
@@ -267,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("COVIDLIB_PROGRESS", "0")
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(batch_size=args.batch, device=args.device, canvas_scale=args.scale)
-    from covidlib.engine.learner import resolve_device
+    config = TrainConfig(batch_size=args.batch)
     from covidlib.models.registry import list_models
 
     device = resolve_device(args.device)

@@ -1,6 +1,13 @@
 """`covidlib cv` (cross-validation into a resumable run folder) and `covidlib predict`.
 
+The experiment flags are shared with every training command (:mod:`covidlib.cli.options`).
+
 Example:
+    >>> from covidlib.cli import build_parser
+    >>> args = build_parser().parse_args(["cv", "--model", "squeezenet", "--fold", "7"])
+    >>> args.fold, args.func.__name__
+    (7, 'run_cv_command')
+
     $ covidlib cv --dataset phantom --model squeezenet --epochs 1 --out runs
     $ covidlib predict --run runs/phantom/squeezenet/quick --fold 0 image.png
 """
@@ -13,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from covidlib.cli import CommandError
+from covidlib.cli.options import add_experiment_options, experiment_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -21,23 +29,14 @@ def register(subparsers: Any) -> None:
         "cv",
         help="cross-validate a model (LAMB, the paper's schedule) into a run folder",
         description="Train and evaluate a model with k-fold cross-validation. Re-running "
-        "the same command skips finished folds and resumes an interrupted one.",
+        "the same command skips finished folds and resumes an interrupted one; a changed "
+        "experiment is refused. Without a terminal, one line per epoch replaces the "
+        "progress bars.",
     )
-    cv.add_argument("--dataset", required=True, help="dataset name (covidlib datasets list)")
-    cv.add_argument("--root", type=Path, help="dataset folder (default: the registry's)")
-    cv.add_argument("--model", required=True, help="model name (covidlib models list)")
-    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    add_experiment_options(cv)
     cv.add_argument("--fold", type=int, help="run only this fold (share a grid over machines)")
-    cv.add_argument("--epochs", type=int, help="epochs per fold (default: the profile's)")
-    cv.add_argument("--profile", choices=("quick", "full"), help="run profile (default: env)")
-    cv.add_argument(
-        "--split", choices=("stratified", "grouped", "official"), default="stratified",
-        help="fold strategy (default stratified)",
-    )
     cv.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default runs/)")
     cv.add_argument("--run-name", help="run folder name (default: the profile's name)")
-    cv.add_argument("--seed", type=int, default=0, help="seed of folds and training")
-    cv.add_argument("--skip-problems", action="store_true", help="skip unreadable images")
     cv.set_defaults(func=run_cv_command)
 
     predict = subparsers.add_parser(
@@ -54,21 +53,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_cv_command(args: argparse.Namespace) -> int:
-    """Run ``covidlib cv``."""
+    """Run ``covidlib cv``: validate everything, then train into the run folder."""
     from covidlib.config import get_profile
     from covidlib.engine.cv import RunConfigError, run_cv
-    from covidlib.engine.learner import TrainConfig
 
-    profile = get_profile(args.profile)
-    overrides: dict[str, Any] = {"seed": args.seed}
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
     try:
-        config = TrainConfig.from_profile(profile, **overrides)
+        config, runtime = experiment_from_args(args)
         result = run_cv(
-            args.dataset, args.model, root=args.root, profile=profile, config=config,
-            n_folds=args.folds, only_fold=args.fold, out=args.out, split=args.split,
-            run_name=args.run_name, skip_problems=args.skip_problems,
+            config, runtime, root=args.root, out=args.out, only_fold=args.fold,
+            run_name=args.run_name or get_profile(args.profile).name,
         )
     except (RunConfigError, FileNotFoundError, KeyError) as error:
         raise CommandError(str(error).strip("'\"")) from error

@@ -6,10 +6,13 @@ is computed once per dataset, strategy and seed, saved next to the runs
 (``<out>/<dataset>/folds-<strategy>-k<n>-seed<seed>.csv``) and reused by every model, so
 all models are compared on identical folds.
 
-A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds ``config.json``, ``folds.csv``,
-``summary.json``, ``predictions.csv`` and one ``fold-<k>/`` folder per fold (epoch log,
-checkpoint, ``model.pt``, ``predictions.csv``, ``metrics.json``). Re-running skips finished
-folds and resumes an interrupted one; a different config is refused.
+A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds ``config.json`` (the whole
+:class:`covidlib.config.ExperimentConfig`), ``folds.csv``, ``summary.json``,
+``predictions.csv``, ``skipped.csv`` (with ``skip_problems``: the files left out) and one
+``fold-<k>/`` folder per fold (epoch log, checkpoint, ``model.pt``, ``predictions.csv``,
+``metrics.json``). Re-running skips finished folds and resumes an interrupted one; a
+different experiment is refused, naming every differing key. The runtime settings (device,
+workers, progress bars) are not stored and may change between runs.
 
 Example:
     >>> import pandas as pd
@@ -31,23 +34,31 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from covidlib.config import (
+    PROFILES,
+    SPLIT_STRATEGIES,
+    ExperimentConfig,
+    Profile,
+    RuntimeSettings,
+    config_differences,
+    describe_differences,
+)
 from covidlib.evaluate.metrics import format_summary, summarize_folds
 from covidlib.utils.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from fastai.callback.core import Callback
 
-    from covidlib.config import Profile
-    from covidlib.engine.learner import FoldResult, TrainConfig
+    from covidlib.data.datasets import DatasetIndex
+    from covidlib.engine.learner import FoldResult
 
-SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
 # Never in a test fold: the training part of an official split.
 TRAIN_ONLY = -1
-# Config keys that describe the machine, not the experiment: they may change on resume.
-EXECUTION_KEYS: frozenset[str] = frozenset({"train.device", "train.num_workers"})
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 FOLDS_FILE = "folds.csv"
+SKIPPED_FILE = "skipped.csv"
+SKIPPED_SHOWN = 5  # skipped files named in the log line
 
 
 class RunConfigError(ValueError):
@@ -206,6 +217,7 @@ class CVResult:
         predictions: test predictions of every finished fold (path, label, probability, fold).
         history: epoch logs of every finished fold (with a ``fold`` column).
         folds: the fold of every image.
+        config: the experiment (as stored in ``config.json``).
     """
 
     run_dir: Path
@@ -213,56 +225,57 @@ class CVResult:
     predictions: pd.DataFrame
     history: pd.DataFrame
     folds: pd.Series
+    config: ExperimentConfig | None = None
 
 
-def _run_config(
-    dataset: str, model: str, split: str, n_folds: int, pretrained: bool,
-    canvas: tuple[int, int], config: TrainConfig, n_images: int, fold_file: Path,
-) -> dict[str, Any]:
-    return {
-        "dataset": dataset,
-        "model": model,
-        "split": split,
-        "n_folds": n_folds,
-        "pretrained": bool(pretrained),
-        "canvas": [int(canvas[0]), int(canvas[1])],
-        "n_images": int(n_images),
-        "fold_file": fold_file.name,
-        "fold_model": config.fold_model,
-        "train": config.to_dict(),
-    }
+def check_run_config(run_dir: str | Path, config: ExperimentConfig) -> bool:
+    """Refuse a run folder whose ``config.json`` holds another experiment.
 
-
-def check_run_config(run_dir: Path, wanted: dict[str, Any]) -> None:
-    """Write ``config.json`` into a new run folder, or refuse a different saved config.
+    Reads only; returns whether the folder already has a ``config.json``.
 
     Raises:
-        RunConfigError: naming every differing key with its saved and requested value.
+        RunConfigError: naming every differing dotted key with its saved and requested
+            value, e.g. ``augment.blur_sigma: saved [0.1, 1.5], requested [0.1, 2.0]``.
+
+    Example:
+        >>> import tempfile
+        >>> check_run_config(tempfile.mkdtemp(), ExperimentConfig("phantom", "squeezenet"))
+        False
     """
-    from covidlib.engine.learner import config_differences
-
-    path = run_dir / CONFIG_FILE
+    path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
-        return
-    saved = json.loads(path.read_text())
-    differences = [k for k in config_differences(saved, wanted) if k not in EXECUTION_KEYS]
-    if differences:
-        details = "; ".join(
-            f"{key}: saved {_dig(saved, key)!r}, requested {_dig(wanted, key)!r}"
-            for key in differences
-        )
+        return False
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
         raise RunConfigError(
-            f"{run_dir} was made with another configuration ({details}). Use another run "
-            "name (--run-name) or --out folder, or delete that folder to start over."
+            f"{path} is not readable JSON ({error}); delete {run_dir} to start over."
+        ) from None
+    wanted = config.to_dict()
+    if config_differences(saved, wanted):
+        raise RunConfigError(
+            f"{run_dir} was made with another configuration "
+            f"({describe_differences(saved, wanted)}). Use another run name (--run-name) or "
+            "--out folder, or delete that folder to start over."
         )
+    return True
 
 
-def _dig(data: dict[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for part in dotted.split("."):
-        value = value.get(part, "<missing>") if isinstance(value, dict) else "<missing>"
-    return value
+def read_experiment(run_dir: str | Path) -> ExperimentConfig:
+    """Return the experiment stored in a run folder's ``config.json``.
+
+    Raises:
+        FileNotFoundError: no ``config.json``. ValueError: it is not a complete experiment.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a run folder of `covidlib cv` (no {CONFIG_FILE})."
+        )
+    try:
+        return ExperimentConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def collect_run(
@@ -291,18 +304,28 @@ def collect_run(
 
 
 def fit_first_fold(
-    model_name: str, images: pd.DataFrame, profile: Profile | None = None, *, seed: int = 0
+    model_name: str,
+    images: pd.DataFrame | DatasetIndex,
+    profile: Profile | None = None,
+    *,
+    seed: int = 0,
+    dataset: str | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> FoldResult:
     """Fine-tune a model on fold 0 of the profile's stratified folds (for the chapters).
 
-    The profile decides everything: its training settings, its initial weights and, through
-    ``demo_images_per_class``, whether a class-balanced sample or every image is used.
+    The profile decides everything: its experiment defaults (training settings, initial
+    weights, augmentation, folds) and, through ``demo_images_per_class``, whether a
+    class-balanced sample or every image is used.
 
     Args:
         model_name: a key of :func:`covidlib.models.registry.list_models`.
-        images: a dataset table (``DatasetIndex.images``).
+        images: a dataset index, or its table (``DatasetIndex.images``).
         profile: run profile; ``None`` reads ``COVIDLIB_PROFILE``.
         seed: seed of the sample, the folds and the training.
+        dataset: the dataset's name for a table (an index knows it); it names the experiment
+            and the letterbox cache file (``None``: the profile's dataset, cache in memory).
+        runtime: device, workers and progress bars (default: CUDA when available).
 
     Example:
         >>> result = fit_first_fold("resnet18", images)  # doctest: +SKIP
@@ -310,117 +333,160 @@ def fit_first_fold(
         ['accuracy', 'f1', 'precision', 'recall', 'specificity']
     """
     from covidlib.config import get_profile
-    from covidlib.engine.learner import TrainConfig, fit_fold
+    from covidlib.data.datasets import DatasetIndex
+    from covidlib.engine.learner import fit_fold
 
     profile = profile or get_profile()
+    runtime = runtime or RuntimeSettings()
+    if isinstance(images, DatasetIndex):
+        dataset = dataset or images.name
+        images = images.images
+    config = profile.experiment(dataset or profile.dataset, model_name, seed=seed)
     sample = images
     per_class = profile.demo_images_per_class
     if per_class is not None:
         per_class = min(per_class, int(images["label"].value_counts().min()))
         sample = images.groupby("label").sample(n=per_class, random_state=seed)
     sample = sample.reset_index(drop=True)
-    train_rows, test_rows = fold_rows(assign_folds(sample, n_folds=profile.folds, seed=seed), 0)
-    config = TrainConfig.from_profile(profile, seed=seed)
+    folds = assign_folds(sample, n_folds=config.n_folds, seed=seed, strategy=config.split)
+    train_rows, test_rows = fold_rows(folds, 0)
     return fit_fold(
-        model_name, sample, train_rows, test_rows, config, pretrained=profile.pretrained
+        config, sample, train_rows, test_rows, dataset=dataset,
+        device=runtime.torch_device(), num_workers=runtime.num_workers,
+        show_progress=runtime.show_progress(),
     )
 
 
+def _phantom_profile(config: ExperimentConfig) -> Profile | None:
+    """A profile carrying the experiment's phantom settings (``ensure_dataset`` reads a
+    profile's); ``None`` for a real dataset."""
+    if config.phantom is None:
+        return None
+    return PROFILES["quick"].with_overrides(phantom=config.phantom)
+
+
+def _planned_folds(config: ExperimentConfig) -> list[int]:
+    return [0] if config.split == "official" else list(range(config.n_folds))
+
+
 def run_cv(
-    dataset: str,
-    model: str,
+    config: ExperimentConfig,
+    runtime: RuntimeSettings | None = None,
     *,
     root: str | Path | None = None,
-    profile: Profile | None = None,
-    config: TrainConfig | None = None,
-    n_folds: int = 5,
-    only_fold: int | None = None,
     out: str | Path | None = None,
-    split: str = "stratified",
     run_name: str | None = None,
-    skip_problems: bool = False,
-    pretrained: bool | None = None,
+    run_dir: str | Path | None = None,
+    only_fold: int | None = None,
     callbacks: Sequence[Callback] = (),
     log: Callable[[str], None] | None = print,
 ) -> CVResult:
-    """Cross-validate ``model`` on ``dataset`` into a resumable run folder.
+    """Cross-validate ``config.model`` on ``config.dataset`` into a resumable run folder.
+
+    The arguments are validated (dataset, model, fold, a saved config of the run folder)
+    before anything is written. The device is resolved here, once.
 
     Args:
-        dataset: registry name (``"phantom"``, ``"covid19-ct"``, ``"sars-cov-2-ct"``).
-        model: registry name (``"squeezenet"``...).
-        root: dataset folder (default: the registry's).
-        profile: run profile (default :func:`covidlib.config.get_profile`): epochs, batch,
-            canvas scale and ImageNet weights when ``config``/``pretrained`` are not given.
-        config: training settings (default ``TrainConfig.from_profile(profile)``).
-        n_folds: number of folds (``split="official"`` has one).
+        config: the experiment (e.g. ``get_profile().experiment("phantom", "squeezenet")``).
+        runtime: device, workers and progress bars (default: CUDA when available).
+        root: dataset folder (default: the registry's; the phantom is generated there).
+        out: runs root (default ``runs`` in the current folder); the fold assignment is
+            stored in ``<out>/<dataset>/``.
+        run_name: run folder name under ``<out>/<dataset>/<model>/`` (default: the first 12
+            characters of the config's digest).
+        run_dir: the run folder itself (overrides ``run_name``).
         only_fold: train just this fold (several machines can share one run folder).
-        out: runs root (default ``runs`` in the current folder).
-        split: ``"stratified"``, ``"grouped"`` or ``"official"``.
-        run_name: run folder name (default: the profile's name).
-        skip_problems: drop unreadable files instead of refusing the dataset.
-        pretrained: ImageNet weights; default the profile's choice.
         callbacks: extra fastai callbacks for every fold.
-        log: where progress lines go (``None`` = silent).
+        log: where progress lines go (``None`` = silent); without progress bars one line
+            per epoch goes there too.
 
     Returns:
         A :class:`CVResult`; ``summary.json`` in the run folder holds the same summary.
 
     Example:
-        >>> result = run_cv("phantom", "squeezenet", out="runs")  # doctest: +SKIP
-        >>> result.summary["mean"]["accuracy"]  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from covidlib.config import RuntimeSettings, get_profile
+        >>> from covidlib.data.phantom import generate_phantom
+        >>> folder = Path(tempfile.mkdtemp())  # datasets and caches go there, not to data/
+        >>> root = generate_phantom(folder / "phantom", n=12)
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", n_folds=2, epochs=1, canvas_scale=0.12)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": str(folder)}):
+        ...     result = run_cv(config, RuntimeSettings(device="cpu", progress=False),
+        ...                     root=root, out=folder / "runs", log=None)
+        >>> result.summary["complete"], sorted(result.summary["folds"])
+        (True, ['0', '1'])
     """
-    from covidlib.config import get_profile
-    from covidlib.data.datasets import ensure_dataset, index_dataset
-    from covidlib.engine.learner import TrainConfig, default_canvas, fit_fold
+    from covidlib.data.datasets import ensure_dataset, get_dataset, index_dataset
+    from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
     from covidlib.engine.runs import finished_folds, fold_dir
 
     say = log or (lambda _: None)
-    profile = profile or get_profile()
-    config = config or TrainConfig.from_profile(profile)
-    pretrained = profile.pretrained if pretrained is None else pretrained
-    if split not in SPLIT_STRATEGIES:
-        raise ValueError(f"Unknown split {split!r}; choose one of {SPLIT_STRATEGIES}.")
-    dataset_root = ensure_dataset(dataset, root, profile)
-    index = index_dataset(dataset, dataset_root)
-    images = index.require_clean(skip_problems).reset_index(drop=True)
+    runtime = runtime or RuntimeSettings()
+    # Everything that can be refused is checked before the first file is written.
+    get_dataset(config.dataset)
+    config = resolve_canvas(config)
+    planned = _planned_folds(config)
+    if only_fold is not None and only_fold not in planned:
+        raise ValueError(f"--fold {only_fold} does not exist; the folds are {planned}.")
+    if config.weights not in ("random", "imagenet") and not Path(config.weights).is_file():
+        raise FileNotFoundError(
+            f"weights file {config.weights} not found; pass 'random', 'imagenet' or a file."
+        )
+    device = runtime.torch_device()
+    show_progress = runtime.show_progress()
     runs_root = Path(out) if out is not None else Path("runs")
-    fold_file = folds_file(runs_root, dataset, split, config.seed, n_folds)
-    folds = load_or_assign_folds(images, fold_file, n_folds, config.seed, split)
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+    else:
+        run_dir = runs_root / config.dataset / config.model / (run_name or config.digest()[:12])
+    has_config = check_run_config(run_dir, config)
+    dataset_root = ensure_dataset(config.dataset, root, _phantom_profile(config))
+    index = index_dataset(config.dataset, dataset_root)
+    images = index.require_clean(config.skip_problems).reset_index(drop=True)
+    skipped = index.problems if config.skip_problems else index.problems.iloc[:0]
+    fold_file = folds_file(runs_root, index.name, config.split, config.seed, config.n_folds)
+    folds = load_or_assign_folds(images, fold_file, config.n_folds, config.seed, config.split)
     available = fold_numbers(folds)
-    if only_fold is not None and only_fold not in available:
-        raise ValueError(f"--fold {only_fold} does not exist; the folds are {available}.")
-    canvas = default_canvas(model, config)
-    run_dir = runs_root / dataset / model / (run_name or profile.name)
-    wanted = _run_config(
-        dataset, model, split, len(available), bool(pretrained), canvas, config, len(images),
-        fold_file,
-    )
-    check_run_config(run_dir, wanted)
+    if not has_config:
+        atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
     folds_table = pd.DataFrame(
         {"path": images["path"], "label": images["label"], "fold": folds.to_numpy()}
     )
     atomic_write_text(run_dir / FOLDS_FILE, folds_table.to_csv(index=False))
-    say(f"{model} on {dataset} ({len(images)} images, {split} folds, canvas "
-        f"{canvas[0]}x{canvas[1]}, {config.epochs} epochs) -> {run_dir}")
+    if len(skipped):
+        atomic_write_text(run_dir / SKIPPED_FILE, skipped.to_csv(index=False))
+        shown = ", ".join(str(p) for p in skipped["path"].head(SKIPPED_SHOWN))
+        more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+        say(f"skipped {len(skipped)} unreadable file(s) ({shown}{more}); listed in "
+            f"{run_dir / SKIPPED_FILE}")
+    canvas = config.canvas or (0, 0)
+    say(f"{config.model} on {config.dataset} ({len(images)} images, {config.split} folds, "
+        f"canvas {canvas[0]}x{canvas[1]}, {config.train.epochs} epochs, {device.type}) "
+        f"-> {run_dir}")
     for fold in [only_fold] if only_fold is not None else available:
         if fold in finished_folds(run_dir):  # read now: other machines may share the folder
             say(f"fold {fold}: finished earlier, skipped")
             continue
         started = time.perf_counter()
         train_rows, test_rows = fold_rows(folds, fold)
+        epoch_log = [] if show_progress or log is None else [
+            EpochLog(say, fold, config.train.epochs)
+        ]
         result = fit_fold(
-            model, images, train_rows, test_rows, config, canvas=canvas,
-            pretrained=pretrained, fold=fold, fold_dir=fold_dir(run_dir, fold),
-            callbacks=callbacks,
+            config, images, train_rows, test_rows, dataset=index.name, device=device,
+            num_workers=runtime.num_workers, show_progress=show_progress, fold=fold,
+            fold_dir=fold_dir(run_dir, fold), callbacks=[*callbacks, *epoch_log],
         )
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
         metrics = "  ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         say(f"fold {fold}: {metrics}  ({time.perf_counter() - started:.1f} s{resumed})")
     per_fold, predictions, history = collect_run(run_dir)
     summary = {
-        "dataset": dataset,
-        "model": model,
-        "split": split,
+        "dataset": config.dataset,
+        "model": config.model,
+        "split": config.split,
         "complete": sorted(per_fold) == available,
         **summarize_folds(per_fold),
     }
@@ -428,4 +494,76 @@ def run_cv(
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     if log is not None:
         say(format_summary(summary))
-    return CVResult(run_dir, summary, predictions, history, folds)
+    return CVResult(run_dir, summary, predictions, history, folds, config)
+
+
+def load_finished_run(run_dir: str | Path, config: ExperimentConfig) -> CVResult | None:
+    """Return the :class:`CVResult` of a complete run folder of ``config``, else ``None``.
+
+    Reads only the run folder (no dataset, no training).
+
+    Raises:
+        RunConfigError: the folder holds another experiment.
+
+    Example:
+        >>> import tempfile
+        >>> load_finished_run(tempfile.mkdtemp(), ExperimentConfig("phantom", "squeezenet"))
+    """
+    run_dir = Path(run_dir)
+    summary_file = run_dir / SUMMARY_FILE
+    if not check_run_config(run_dir, config) or not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text())
+    if not summary.get("complete"):
+        return None
+    _, predictions, history = collect_run(run_dir)
+    folds = pd.read_csv(run_dir / FOLDS_FILE)["fold"].rename("fold")
+    return CVResult(run_dir, summary, predictions, history, folds, config)
+
+
+def cached_run(
+    config: ExperimentConfig,
+    runtime: RuntimeSettings | None = None,
+    *,
+    root: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CVResult:
+    """Train ``config`` once into ``<root>/<digest[:16]>/`` and reuse it on later calls.
+
+    A finished run is returned from disk without training (nor indexing the dataset); an
+    interrupted one resumes. The folder is named by the experiment's digest (canvas filled
+    in), so every chapter that asks for the same experiment shares one trained run.
+
+    Args:
+        config: the experiment.
+        runtime: device, workers and progress bars (not part of the cache key).
+        root: runs root (default ``data_dir()/"runs"``).
+        log: where progress lines go (default: silent).
+
+    Example:
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from covidlib.config import PhantomConfig, RuntimeSettings, get_profile
+        >>> from covidlib.engine.learner import resolve_canvas
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", n_folds=2, epochs=1, canvas_scale=0.12,
+        ...     phantom=PhantomConfig(size=12))
+        >>> cpu = RuntimeSettings(device="cpu", progress=False)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": tempfile.mkdtemp()}):
+        ...     first = cached_run(config, cpu)  # trains into data_dir()/runs/<digest[:16]>
+        ...     again = cached_run(config, cpu)  # read back: no training
+        >>> first.run_dir.name == resolve_canvas(config).digest()[:16] == again.run_dir.name
+        True
+        >>> again.predictions.equals(first.predictions)
+        True
+    """
+    from covidlib.config import data_dir
+    from covidlib.engine.learner import resolve_canvas
+
+    runs_root = Path(root) if root is not None else data_dir() / "runs"
+    config = resolve_canvas(config)
+    run_dir = runs_root / config.digest()[:16]
+    finished = load_finished_run(run_dir, config)
+    if finished is not None:
+        return finished
+    return run_cv(config, runtime, out=runs_root, run_dir=run_dir, log=log)

@@ -11,6 +11,10 @@
 * resumable: data order and augmentation are seeded per (fold, epoch), and a checkpoint
   (model, optimizer, epoch, RNG states, epoch log) is written atomically after every epoch.
 
+The settings come from :class:`covidlib.config.TrainConfig` (re-exported here) inside an
+:class:`covidlib.config.ExperimentConfig`; the device is resolved once by the caller and
+passed down as a ``torch.device``.
+
 Example:
     >>> config = TrainConfig(epochs=10)
     >>> config.lr_schedule()[:6], config.lr_at(9)
@@ -19,11 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import random
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +39,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from covidlib.config import resolve_device
+from covidlib.config import (
+    FOLD_MODEL_CHOICES,
+    OPTIMIZER_NAMES,
+    ExperimentConfig,
+    TrainConfig,
+    config_differences,
+    progress_enabled,
+)
 from covidlib.evaluate.metrics import binary_metrics
 from covidlib.utils.compat import quiet_fastai_import
 from covidlib.utils.fileio import atomic_path, atomic_write_text
@@ -42,12 +56,10 @@ with quiet_fastai_import():
     from fastai.learner import Learner
     from fastai.losses import BCEWithLogitsLossFlat
     from fastai.optimizer import OptimWrapper
-    from fastai.torch_core import find_bs
+    from fastai.torch_core import find_bs, set_seed
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
-
-    from covidlib.config import Profile
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
@@ -55,7 +67,6 @@ MODEL_FILE = "model.pt"
 EPOCH_LOG_FILE = "epochs.csv"
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
-FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 
 
 def _lamb(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
@@ -94,150 +105,8 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": _adamw,
     "sgd": _sgd,
 }
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides how one fold is trained; the defaults are the paper's.
-
-    Attributes:
-        epochs: training epochs per fold (paper: 100).
-        batch_size: images per batch (paper: 32).
-        lr: initial learning rate (paper: 3e-4).
-        lr_steps: ``(epoch, lr)`` pairs of the step schedule, given for ``schedule_epochs``
-            and ``schedule_lr``.
-        schedule_epochs: the epoch count ``lr_steps`` refers to; other epoch counts scale.
-        schedule_lr: the initial rate ``lr_steps`` refers to; another ``lr`` scales every
-            step by ``lr / schedule_lr`` (the schedule keeps its shape).
-        optimizer: a key of :data:`OPTIMIZERS` (paper: ``"lamb"``).
-        weight_decay: weight decay handed to the optimizer (paper: 1).
-        betas: Adam/LAMB moment coefficients.
-        eps: Adam/LAMB epsilon (``torch_optimizer.Lamb``'s default 1e-6).
-        momentum: SGD momentum (only for ``optimizer="sgd"``).
-        seed: seeds model init, data order and augmentation (mixed with the fold/epoch).
-        fold_model: ``"last"`` (paper: no validation set inside the training folds) or
-            ``"lowest_train_loss"`` (the epoch with the lowest mean training loss).
-        augment: apply the paper's training augmentation.
-        canvas_scale: factor on the model's custom input size (1.0 = paper).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        mixed_precision: float16 autocast on CUDA (ignored on the CPU).
-        channels_last: channels-last memory format on CUDA (ignored on the CPU).
-        num_workers: data loading worker processes.
-
-    Example:
-        >>> TrainConfig().weight_decay, TrainConfig(epochs=4).lr_schedule()
-        (1.0, [0.0003, 0.0003, 0.0001, 3e-05])
-    """
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 3e-4
-    lr_steps: tuple[tuple[int, float], ...] = ((50, 1e-4), (70, 3e-5), (80, 1e-5), (90, 3e-6))
-    schedule_epochs: int = 100
-    schedule_lr: float = 3e-4
-    optimizer: str = "lamb"
-    weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-    momentum: float = 0.9
-    seed: int = 0
-    fold_model: str = "last"
-    augment: bool = True
-    canvas_scale: float = 1.0
-    device: str = "auto"
-    mixed_precision: bool = True
-    channels_last: bool = True
-    num_workers: int = 0
-
-    def __post_init__(self) -> None:
-        # JSON turns tuples into lists; store tuples so configs compare and hash equal.
-        object.__setattr__(self, "lr_steps", tuple((int(e), float(v)) for e, v in self.lr_steps))
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
-        if self.lr <= 0:
-            problems.append(f"lr must be > 0 (got {self.lr})")
-        if self.weight_decay < 0:
-            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
-        if self.fold_model not in FOLD_MODEL_CHOICES:
-            problems.append(f"fold_model {self.fold_model!r} is not one of {FOLD_MODEL_CHOICES}")
-        if self.schedule_epochs < 1:
-            problems.append(f"schedule_epochs must be >= 1 (got {self.schedule_epochs})")
-        if self.schedule_lr <= 0:
-            problems.append(f"schedule_lr must be > 0 (got {self.schedule_lr})")
-        if self.canvas_scale <= 0:
-            problems.append(f"canvas_scale must be > 0 (got {self.canvas_scale})")
-        if problems:
-            raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")
-
-    @classmethod
-    def from_profile(cls, profile: Profile | None = None, **overrides: Any) -> TrainConfig:
-        """Return the paper's config with the profile's epochs, lr, batch size and canvas scale.
-
-        Example:
-            >>> from covidlib.config import get_profile
-            >>> TrainConfig.from_profile(get_profile("quick"), seed=3).epochs
-            6
-        """
-        if profile is None:
-            from covidlib.config import get_profile
-
-            profile = get_profile()
-        values: dict[str, Any] = {
-            "epochs": profile.epochs,
-            "lr": profile.lr,
-            "batch_size": profile.batch_size,
-            "canvas_scale": profile.canvas_scale,
-            "device": profile.device,
-        }
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig keys {unknown}; known keys: {sorted(known)}.")
-        return cls(**dict(values))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as JSON-ready data (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def with_overrides(self, **changes: Any) -> TrainConfig:
-        """Return a copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def lr_at(self, epoch: int) -> float:
-        """Return the learning rate of epoch ``epoch`` (0-based) of :attr:`epochs`.
-
-        Epoch ``e`` of ``E`` uses the paper's rate at epoch ``e * schedule_epochs / E``;
-        integer arithmetic keeps the comparison exact. Step rates scale with
-        ``lr / schedule_lr`` (exactly the paper's values at the paper's ``lr``).
-
-        Example:
-            >>> TrainConfig(epochs=2, lr=3e-3).lr_schedule()
-            [0.003, 0.001]
-        """
-        if not 0 <= epoch < self.epochs:
-            raise ValueError(f"epoch {epoch} is outside 0..{self.epochs - 1}.")
-        scale = 1.0 if self.lr == self.schedule_lr else self.lr / self.schedule_lr
-        rate = self.lr
-        for milestone, value in sorted(self.lr_steps):
-            if epoch * self.schedule_epochs >= milestone * self.epochs:
-                rate = float(f"{value * scale:.12g}")  # no 0.0010000000000000002
-        return rate
-
-    def lr_schedule(self) -> list[float]:
-        """Return the learning rate of every epoch."""
-        return [self.lr_at(epoch) for epoch in range(self.epochs)]
+# covidlib.config validates the name against OPTIMIZER_NAMES (it cannot import torch).
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "OPTIMIZERS and config.OPTIMIZER_NAMES differ"
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -249,13 +118,6 @@ def derive_seed(seed: int, *keys: int) -> int:
     """
     sequence = np.random.SeedSequence([seed, *[k + 1 for k in keys]])
     return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) global random generators."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _reseed_loader(loader: Any, seed: int) -> None:
@@ -321,7 +183,7 @@ class EpochSeeding(Callback):
 
     def before_epoch(self) -> None:
         epoch_seed = derive_seed(self.seed, self.fold, self.start_epoch + self.learn.epoch)
-        seed_everything(epoch_seed)
+        set_seed(epoch_seed)
         _reseed_loader(self.learn.dls.train, epoch_seed)
 
 
@@ -380,6 +242,29 @@ class EpochCheckpoint(Callback):
                                self.fold_dir / BEST_FILE)
         save_checkpoint(self.learn, self.fold_dir / CHECKPOINT_FILE, epoch + 1, self.history)
         write_csv(pd.DataFrame(self.history), self.fold_dir / EPOCH_LOG_FILE)
+
+
+class EpochLog(Callback):
+    """Write one line per epoch (fold, epoch, loss, lr, seconds) to ``log``.
+
+    For logs and pipes, where progress bars would be hundreds of frames; reads the row
+    :class:`EpochCheckpoint` has just recorded.
+    """
+
+    order = 61  # right after EpochCheckpoint
+
+    def __init__(self, log: Callable[[str], None], fold: int, epochs: int) -> None:
+        self.log, self.fold, self.epochs = log, fold, epochs
+
+    def after_epoch(self) -> None:
+        checkpoint = getattr(self.learn, "epoch_checkpoint", None)  # fastai names cbs so
+        if checkpoint is None or not checkpoint.history:
+            return
+        row = checkpoint.history[-1]
+        self.log(
+            f"fold {self.fold} epoch {row['epoch'] + 1}/{self.epochs}: "
+            f"train_loss {row['train_loss']:.4f}  lr {row['lr']:.3g}  {row['seconds']:.1f} s"
+        )
 
 
 def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | None) -> None:
@@ -454,16 +339,27 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def make_learner(
-    model: torch.nn.Module, dls: DataLoaders, config: TrainConfig | None = None
+    model: torch.nn.Module,
+    dls: DataLoaders,
+    config: TrainConfig | None = None,
+    *,
+    device: torch.device | None = None,
+    show_progress: bool | None = None,
 ) -> Learner:
     """Return a fastai ``Learner`` set up as the paper trains (see the module docstring).
 
     The optimizer is ``OPTIMIZERS[config.optimizer]`` wrapped in fastai's ``OptimWrapper``;
-    weight decay and learning rate are set on its parameter groups. Progress bars and the
-    per-epoch table appear only when :func:`covidlib.config.progress_enabled` is true.
-    On CUDA it switches on cuDNN's benchmark mode (the canvas is fixed, so cuDNN times its
-    kernels once and keeps the fastest): GPU runs then repeat up to float rounding, not bit
-    for bit.
+    weight decay and learning rate are set on its parameter groups. On CUDA it switches on
+    cuDNN's benchmark mode (the canvas is fixed, so cuDNN times its kernels once and keeps
+    the fastest): GPU runs then repeat up to float rounding, not bit for bit.
+
+    Args:
+        model: the network (moved to ``device``).
+        dls: fastai ``DataLoaders``.
+        config: training settings (paper defaults).
+        device: where to train; ``None`` is the loaders' device, else the CPU.
+        show_progress: fastai's progress bars and per-epoch table; ``None`` asks
+            :func:`covidlib.config.progress_enabled`.
 
     Example:
         >>> from fastai.data.core import DataLoaders
@@ -471,18 +367,16 @@ def make_learner(
         >>> data = [(torch.zeros(3, 8, 8), torch.tensor(1.0))] * 4
         >>> dls = DataLoaders(DataLoader(data, bs=2), DataLoader(data, bs=2))
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 1))
-        >>> learner = make_learner(model, dls, TrainConfig(device="cpu"))
+        >>> learner = make_learner(model, dls, TrainConfig(), device=torch.device("cpu"))
         >>> learner.create_opt(); learner.opt.opt.param_groups[0]["weight_decay"]
         1.0
     """
-    from covidlib.config import progress_enabled
-
-    show_progress = progress_enabled()
-    if show_progress:  # importing it adds fastai's ProgressCallback to every new Learner
+    show = progress_enabled() if show_progress is None else show_progress
+    if show:  # importing it adds fastai's ProgressCallback to every new Learner
         with quiet_fastai_import():
             import fastai.callback.progress  # noqa: F401
     config = config or TrainConfig()
-    device = resolve_device(config.device)
+    device = _device_of(dls) if device is None else device
     model = model.to(device)
     build = OPTIMIZERS[config.optimizer]
     opt_func = partial(OptimWrapper, opt=partial(build, config=config))
@@ -501,19 +395,37 @@ def make_learner(
             learner.add_cb(ChannelsLast())
         if config.mixed_precision:
             learner.to_fp16()
-    if not show_progress:
+    if not show:
         _silence(learner)
     return learner
 
 
+def _device_of(dls: Any) -> torch.device:
+    """The device a fastai ``DataLoaders`` delivers batches on (CPU when it names none)."""
+    device = getattr(dls, "device", None)
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
 def _silence(learner: Learner) -> None:
     """Remove fastai's progress bars and per-epoch table from ``learner``."""
-    learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ == "ProgressCallback"])
+    progress = sys.modules.get("fastai.callback.progress")  # absent: no bars were added
+    if progress is not None:
+        learner.remove_cb(progress.ProgressCallback)
     learner.logger = _quiet
 
 
 def _quiet(*_: Any) -> None:
     """A logger that drops fastai's per-epoch table (book build, CI, tests)."""
+
+
+@contextlib.contextmanager
+def _progress_on_stderr(show: bool) -> Iterator[None]:
+    """Send fastprogress's console bars (printed to stdout) to stderr, the terminal's."""
+    if not show:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 @dataclass
@@ -537,7 +449,6 @@ class FoldResult:
     metrics: dict[str, float]
     resumed_from: int = 0
     fold_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def predict_probabilities(learner: Learner, loader: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -556,8 +467,11 @@ def train_fold(
     test_table: pd.DataFrame,
     config: TrainConfig | None = None,
     *,
+    seed: int = 0,
     fold: int = 0,
     fold_dir: str | Path | None = None,
+    device: torch.device | None = None,
+    show_progress: bool | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> FoldResult:
     """Train ``model`` on ``dls.train``, predict ``dls.valid`` (the test fold), score it.
@@ -571,8 +485,12 @@ def train_fold(
         dls: fastai ``DataLoaders``; ``valid`` is the test fold, unshuffled.
         test_table: one row per test image in ``dls.valid`` order with ``path`` and ``label``.
         config: training settings (paper defaults).
+        seed: with ``fold`` and the epoch, seeds every epoch's data order and augmentation.
         fold: fold number (seeds data order per epoch; written into the predictions).
         fold_dir: folder for checkpoints and results, or ``None`` for nothing on disk.
+        device: where to train (resolved by the caller); ``None`` is the loaders' device.
+        show_progress: progress bars (on stderr); ``None`` asks
+            :func:`covidlib.config.progress_enabled`.
         callbacks: extra fastai callbacks for this fit (tests use one to interrupt).
 
     Example:
@@ -582,7 +500,7 @@ def train_fold(
         >>> dls = DataLoaders(DataLoader(data, bs=4, shuffle=True), DataLoader(data, bs=4))
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 1))
         >>> table = pd.DataFrame({"path": [f"{i}.png" for i in range(8)], "label": [0, 1] * 4})
-        >>> result = train_fold(model, dls, table, TrainConfig(epochs=2, device="cpu"))
+        >>> result = train_fold(model, dls, table, TrainConfig(epochs=2))
         >>> list(result.history["lr"]), len(result.predictions)
         ([0.0003, 0.0001], 8)
     """
@@ -593,7 +511,8 @@ def train_fold(
             f"fold_model={config.fold_model!r} keeps the best epoch's weights in the fold "
             "folder: pass fold_dir (run_cv does), or use fold_model='last'."
         )
-    learner = make_learner(model, dls, config)
+    show = progress_enabled() if show_progress is None else show_progress
+    learner = make_learner(model, dls, config, device=device, show_progress=show)
     learner.create_opt()
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -617,16 +536,18 @@ def train_fold(
     if remaining > 0:
         cbs = [
             StepSchedule(config, start_epoch),
-            EpochSeeding(config.seed, fold, start_epoch),
+            EpochSeeding(seed, fold, start_epoch),
             SkipValidation(),
             EpochCheckpoint(config, folder, history, start_epoch),
             *callbacks,
         ]
-        learner.fit(remaining, lr=config.lr, wd=config.weight_decay, cbs=cbs)
+        with _progress_on_stderr(show):
+            learner.fit(remaining, lr=config.lr, wd=config.weight_decay, cbs=cbs)
     if config.fold_model == "lowest_train_loss" and folder is not None:
         best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
         learner.model.load_state_dict(best["model"])
-    probabilities, targets = predict_probabilities(learner, dls.valid)
+    with _progress_on_stderr(show):
+        probabilities, targets = predict_probabilities(learner, dls.valid)
     expected = test_table["label"].to_numpy(dtype=np.float32)
     if len(targets) != len(expected) or not np.array_equal(targets, expected):
         raise ValueError(
@@ -681,112 +602,144 @@ class _RestoreScaler(Callback):
             self.state = {}
 
 
-def default_canvas(model_name: str, config: TrainConfig) -> tuple[int, int]:
-    """Return the model's custom input (w, h) scaled by ``config.canvas_scale``."""
+def default_canvas(model_name: str, canvas_scale: float = 1.0) -> tuple[int, int]:
+    """Return the model's custom input (w, h) scaled by ``canvas_scale``.
+
+    Example:
+        >>> default_canvas("inceptionv3", 0.2)
+        (75, 75)
+    """
     from covidlib.models.registry import get_spec
 
-    return tuple(get_spec(model_name).canvas(config.canvas_scale))  # type: ignore[return-value]
+    return tuple(get_spec(model_name).canvas(canvas_scale))  # type: ignore[return-value]
+
+
+def resolve_canvas(config: ExperimentConfig) -> ExperimentConfig:
+    """Return ``config`` with its canvas filled in (the model's, scaled), as runs store it.
+
+    Raises:
+        KeyError: an unknown model name.
+
+    Example:
+        >>> from covidlib.config import ExperimentConfig
+        >>> resolve_canvas(ExperimentConfig("phantom", "inceptionv3", canvas_scale=0.2)).canvas
+        (75, 75)
+    """
+    if config.canvas is not None:
+        return config
+    return replace(config, canvas=default_canvas(config.model, config.canvas_scale))
 
 
 def fit_fold(
-    model_name: str,
+    config: ExperimentConfig,
     images: pd.DataFrame,
     train_rows: Sequence[int] | np.ndarray,
     test_rows: Sequence[int] | np.ndarray,
-    config: TrainConfig | None = None,
     *,
-    canvas: tuple[int, int] | None = None,
-    pretrained: bool | str | Path = False,
+    dataset: str | None = None,
+    device: torch.device | None = None,
+    num_workers: int = 0,
+    show_progress: bool | None = None,
     fold: int = 0,
     fold_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> FoldResult:
-    """Train a registry model on ``train_rows`` of ``images`` and evaluate on ``test_rows``.
+    """Train ``config.model`` on ``train_rows`` of ``images`` and evaluate on ``test_rows``.
+
+    Everything that decides the result comes from ``config``: weights, canvas, seed,
+    training settings and augmentation (``config.augment``; ``None`` trains without).
 
     Args:
-        model_name: a key of :func:`covidlib.models.registry.list_models`.
+        config: the experiment.
         images: a dataset table (``DatasetIndex.images``).
         train_rows: positional rows of the training folds.
         test_rows: positional rows of the test fold.
-        config: training settings; ``None`` is the paper's.
-        canvas: letterbox canvas (w, h); ``None`` is the model's custom input scaled by
-            ``config.canvas_scale``.
-        pretrained: ImageNet weights (``True``), a weights file, or random init.
+        dataset: the index's dataset name (``DatasetIndex.name``) for the letterbox cache
+            file; ``None`` keeps the cache in memory.
+        device: where to train (resolve it once with :func:`covidlib.config.resolve_device`);
+            ``None`` is the CPU.
+        num_workers: threads that decode images while the letterbox cache is built.
+        show_progress: progress bars; ``None`` asks :func:`covidlib.config.progress_enabled`.
         fold: fold number.
         fold_dir: folder for checkpoints and results (resumes from it), or ``None``.
         callbacks: extra fastai callbacks.
 
     Example:
-        >>> result = fit_fold("squeezenet", images, train, test, TrainConfig(epochs=1))
-        ... # doctest: +SKIP
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from covidlib.config import get_profile
+        >>> from covidlib.data.datasets import index_dataset
+        >>> from covidlib.data.phantom import generate_phantom
+        >>> folder = tempfile.mkdtemp()  # dataset and caches go there, not to data/
+        >>> index = index_dataset("phantom", generate_phantom(Path(folder) / "phantom", n=12))
+        >>> config = get_profile("quick").experiment(
+        ...     "phantom", "squeezenet", epochs=1, canvas_scale=0.12, augment=None)
+        >>> with mock.patch.dict(os.environ, {"COVIDLIB_DATA": folder}):
+        ...     result = fit_fold(config, index.images, range(8), range(8, 12),
+        ...                       dataset=index.name, show_progress=False)
+        >>> len(result.history), len(result.predictions)
+        (1, 4)
     """
-    from covidlib.data.loaders import fold_dataloaders
     from covidlib.models.registry import create_model, get_spec
 
-    config = config or TrainConfig()
     train_rows = np.asarray(train_rows, dtype=int)
     test_rows = np.asarray(test_rows, dtype=int)
     overlap = np.intersect1d(train_rows, test_rows)
     if overlap.size:
         raise ValueError(f"{overlap.size} rows are in both the training and the test fold.")
-    canvas = canvas or default_canvas(model_name, config)
-    seed_everything(derive_seed(config.seed, fold))
-    model = create_model(model_name, pretrained=pretrained)
-    augment = None
-    if config.augment:
-        from covidlib.transforms.augment import AugmentConfig
-
-        augment = AugmentConfig()
-    device = resolve_device(config.device)
-    mean, std = get_spec(model_name).normalization
-    dls = fold_dataloaders(
-        images, train_rows, test_rows, canvas, config.batch_size, augment=augment,
-        seed=derive_seed(config.seed, fold), device=device, num_workers=config.num_workers,
-        mean=mean, std=std,
+    config = resolve_canvas(config)
+    assert config.canvas is not None
+    device = torch.device("cpu") if device is None else device
+    fold_seed = derive_seed(config.seed, fold)
+    set_seed(fold_seed)
+    model = create_model(config.model, pretrained=config.pretrained)
+    mean, std = get_spec(config.model).normalization
+    dls = _fold_dataloaders(
+        images, train_rows, test_rows, config.canvas, config.train.batch_size,
+        augment=config.augment, seed=fold_seed, device=device, num_workers=num_workers,
+        mean=mean, std=std, dataset=dataset,
     )
     test_table = images.iloc[test_rows]
     return train_fold(
-        model, dls, test_table, config, fold=fold, fold_dir=fold_dir, callbacks=callbacks
+        model, dls, test_table, config.train, seed=config.seed, fold=fold, fold_dir=fold_dir,
+        device=device, show_progress=show_progress, callbacks=callbacks,
     )
 
 
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Return the dotted keys whose values differ between two nested config dicts.
+def _fold_dataloaders(*args: Any, dataset: str | None, **kwargs: Any) -> DataLoaders:
+    """``fold_dataloaders`` with the dataset name for its cache file.
 
-    Example:
-        >>> config_differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0})
-        ['b.c', 'd']
+    The data branch makes ``dataset=`` a required keyword of ``fold_dataloaders``; until
+    then an older ``fold_dataloaders`` without it names the cache itself.
     """
-    differences: list[str] = []
-    for key in sorted(set(saved) | set(current)):
-        left, right = saved.get(key, _MISSING), current.get(key, _MISSING)
-        if isinstance(left, Mapping) and isinstance(right, Mapping):
-            differences += [f"{key}.{sub}" for sub in config_differences(left, right)]
-        elif left != right:
-            differences.append(key)
-    return differences
+    from covidlib.data.loaders import fold_dataloaders
 
+    if "dataset" in inspect.signature(fold_dataloaders).parameters:
+        kwargs["dataset"] = dataset
+    return fold_dataloaders(*args, **kwargs)
 
-_MISSING = object()
 
 __all__ = [
     "FOLD_MODEL_CHOICES",
     "OPTIMIZERS",
     "EpochCheckpoint",
+    "EpochLog",
     "EpochSeeding",
     "FoldResult",
     "SkipValidation",
     "StepSchedule",
     "TrainConfig",
     "config_differences",
+    "default_canvas",
     "derive_seed",
     "fit_fold",
+    "lamb_trust_ratios",
     "load_checkpoint",
+    "lr_trace",
     "make_learner",
     "predict_probabilities",
-    "resolve_device",
+    "resolve_canvas",
     "save_checkpoint",
-    "seed_everything",
     "train_fold",
 ]
 
@@ -847,17 +800,18 @@ def lr_trace(config: TrainConfig | None = None) -> pd.DataFrame:
     values from the optimizer's parameter group, not from the config.
 
     Example:
-        >>> lr_trace(TrainConfig(epochs=4, device="cpu"))["lr"].tolist()
+        >>> lr_trace(TrainConfig(epochs=4))["lr"].tolist()
         [0.0003, 0.0003, 0.0001, 3e-05]
     """
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
 
-    config = (config or TrainConfig()).with_overrides(device="cpu")
+    config = config or TrainConfig()
     data = [(torch.zeros(1), torch.tensor(1.0))]
     dls = DataLoaders(DataLoader(data, bs=1), DataLoader(data, bs=1))
-    learner = make_learner(torch.nn.Linear(1, 1), dls, config)
-    _silence(learner)
+    learner = make_learner(
+        torch.nn.Linear(1, 1), dls, config, device=torch.device("cpu"), show_progress=False
+    )
     recorder = _RecordLr()
     learner.fit(
         config.epochs, lr=config.lr, wd=config.weight_decay,

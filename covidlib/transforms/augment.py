@@ -3,7 +3,8 @@
 Training augmentation (section 5.2 of the paper: cropping, Gaussian blur with probability
 0.25, a random amount of Gaussian noise, brightness and contrast changes, horizontal flips;
 no rotation or shear) runs on whole batches on the training device, see
-:func:`augment_batch`. Every parameter lives in :class:`AugmentConfig`.
+:func:`augment_batch`. Every parameter lives in :class:`covidlib.config.AugmentConfig`
+(re-exported here).
 
 Example:
     >>> x = normalize_batch(torch.zeros(2, 1, 4, 4, dtype=torch.uint8))
@@ -14,11 +15,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
-from typing import Any
 
 import torch
 from torchvision.transforms.v2 import functional as TF
+
+# AugmentConfig (part of the experiment config) lives in covidlib.config: re-exported here.
+from covidlib.config import DEFAULT_AUGMENT, OPERATIONS, AugmentConfig  # noqa: F401
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -68,105 +70,6 @@ def normalize_batch(
 # --------------------------------------------------------------------------------------
 # Augmentation
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentation of the paper (section 5.2); every parameter in one place.
-
-    The paper names the operations but not their strengths; the numbers below are ours,
-    chosen mild enough to keep lesions visible. Rotation and shear are deliberately
-    absent: the authors found that affine transforms worsened performance.
-
-    Attributes:
-        crop_fraction: range of the fraction of the canvas width *and* height kept by the
-            random crop (the same fraction for both, so the crop has the canvas's aspect
-            ratio and resizing it back does not distort the letterboxed content).
-            ``(1.0, 1.0)`` disables cropping.
-        flip_p: probability of a horizontal flip.
-        blur_p: probability of a Gaussian blur (the paper: 25%).
-        blur_sigma: range of the blur's standard deviation in pixels.
-        blur_kernel_size: odd side of the blur kernel.
-        noise_std: the Gaussian noise's standard deviation is drawn per image uniformly
-            from [0, noise_std] (intensities in [0, 1]).
-        brightness: brightness factor drawn from [1 - brightness, 1 + brightness].
-        contrast: contrast factor drawn from [1 - contrast, 1 + contrast].
-
-    Example:
-        >>> AugmentConfig().blur_p
-        0.25
-        >>> AugmentConfig.only("flip").brightness
-        0.0
-    """
-
-    crop_fraction: tuple[float, float] = (0.85, 1.0)
-    flip_p: float = 0.5
-    blur_p: float = 0.25
-    blur_sigma: tuple[float, float] = (0.1, 1.5)
-    blur_kernel_size: int = 5
-    noise_std: float = 0.03
-    brightness: float = 0.2
-    contrast: float = 0.2
-
-    def __post_init__(self) -> None:
-        low, high = self.crop_fraction
-        if not 0 < low <= high <= 1:
-            raise ValueError(
-                f"crop_fraction must satisfy 0 < low <= high <= 1, got {self.crop_fraction}"
-            )
-        for name in ("flip_p", "blur_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(
-                    f"{name} must be a probability in [0, 1], got {getattr(self, name)}"
-                )
-        if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
-            raise ValueError(f"blur_sigma must satisfy 0 < low <= high, got {self.blur_sigma}")
-        if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
-            raise ValueError(
-                f"blur_kernel_size must be a positive odd integer, got {self.blur_kernel_size}"
-            )
-        for name in ("noise_std", "brightness", "contrast"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-
-    @classmethod
-    def disabled(cls) -> AugmentConfig:
-        """A config that changes nothing (every operation off)."""
-        return cls(
-            crop_fraction=(1.0, 1.0),
-            flip_p=0.0,
-            blur_p=0.0,
-            noise_std=0.0,
-            brightness=0.0,
-            contrast=0.0,
-        )
-
-    @classmethod
-    def only(cls, operation: str, **overrides: Any) -> AugmentConfig:
-        """The default strength of one operation (crop, flip, blur, noise, brightness,
-        contrast), all others off; ``overrides`` change its parameters (e.g. ``blur_p=1``)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; choose one of {list(OPERATIONS)}")
-        defaults = cls()
-        kept = {name: getattr(defaults, name) for name in OPERATIONS[operation]}
-        return replace(cls.disabled(), **{**kept, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        """The parameters as a plain dictionary (for tables)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# Which fields switch each operation on (the others are its parameters).
-OPERATIONS: dict[str, tuple[str, ...]] = {
-    "crop": ("crop_fraction",),
-    "flip": ("flip_p",),
-    "brightness": ("brightness",),
-    "contrast": ("contrast",),
-    "blur": ("blur_p", "blur_sigma", "blur_kernel_size"),
-    "noise": ("noise_std",),
-}
-
-DEFAULT_AUGMENT = AugmentConfig()
 
 
 def _uniform(generator: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:

@@ -48,8 +48,13 @@ def test_cv_and_predict_on_a_small_phantom(
     args = ["cv", "--dataset", "phantom", "--root", str(small_phantom), "--model", "squeezenet",
             "--epochs", "1", "--profile", "quick", "--out", str(tmp_path)]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "fold 4:" in out and "mean" in out and "±" in out
+    # not a terminal: one line per epoch instead of progress-bar frames
+    assert [line.split(":")[0] for line in out.splitlines() if " epoch 1/1:" in line] == [
+        f"fold {k} epoch 1/1" for k in range(5)]
+    assert "\r" not in captured.out + captured.err
     run_dir = tmp_path / "phantom" / "squeezenet" / "quick"
     assert_summary_matches_predictions(run_dir)
 
@@ -75,10 +80,62 @@ def test_cv_errors_are_one_line(
     small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     extra: list[str], message: str,
 ) -> None:
+    out = tmp_path / "runs"
     code = main(["cv", "--dataset", "phantom", "--root", str(small_phantom), "--epochs", "1",
-                 "--out", str(tmp_path), *extra])
+                 "--out", str(out), *extra])
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written: no folds file, no run folder
+
+
+def test_experiment_options_are_shared(tmp_path: Path) -> None:
+    import argparse
+
+    from covidlib.cli import build_parser
+    from covidlib.cli.options import add_experiment_options, experiment_from_args
+
+    shared = argparse.ArgumentParser()
+    add_experiment_options(shared)
+    names = {a.dest for a in shared._actions if a.dest != "help"}
+    assert names == {"dataset", "root", "model", "profile", "split", "folds", "seed", "epochs",
+                     "batch_size", "lr", "weights", "skip_problems", "device", "workers"}
+    args = build_parser().parse_args([
+        "cv", "--model", "resnet18", "--profile", "full", "--dataset", "phantom", "--folds", "3",
+        "--seed", "2", "--epochs", "4", "--batch-size", "8", "--lr", "0.01", "--weights",
+        "random", "--skip-problems", "--device", "cpu", "--workers", "2",
+        "--out", str(tmp_path)])
+    assert names <= set(vars(args))
+    config, runtime = experiment_from_args(args)
+    assert (config.dataset, config.model, config.n_folds, config.seed, config.weights) == (
+        "phantom", "resnet18", 3, 2, "random")
+    assert (config.train.epochs, config.train.batch_size, config.train.lr) == (4, 8, 0.01)
+    assert config.skip_problems and config.canvas_scale == 1.0  # the full profile's
+    assert (runtime.device, runtime.num_workers) == ("cpu", 2)
+    defaults, _ = experiment_from_args(build_parser().parse_args(
+        ["cv", "--model", "resnet18", "--profile", "quick"]))
+    assert (defaults.dataset, defaults.n_folds, defaults.train.epochs) == ("phantom", 5, 6)
+
+
+def test_skip_problems_reports_the_skipped_files(
+    small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    root = tmp_path / "phantom"
+    shutil.copytree(small_phantom, root)
+    for name in ("bad1.png", "bad2.png"):
+        (root / "COVID" / name).write_bytes(b"not a png")
+    args = ["cv", "--dataset", "phantom", "--root", str(root), "--model", "squeezenet",
+            "--epochs", "1", "--profile", "quick", "--out", str(tmp_path / "runs"), "--fold", "0"]
+    assert main(args) == 2
+    assert "bad1.png" in capsys.readouterr().err
+    assert main([*args, "--skip-problems"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("skipped"))
+    assert line.startswith("skipped 2 unreadable file(s)") and "bad1.png" in line
+    run_dir = tmp_path / "runs" / "phantom" / "squeezenet" / "quick"
+    assert len(pd.read_csv(run_dir / "skipped.csv")) == 2
+    assert json.loads((run_dir / "config.json").read_text())["skip_problems"] is True
 
 
 def test_changed_epochs_are_refused(

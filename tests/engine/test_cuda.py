@@ -9,6 +9,7 @@ then carries the gradient scaler's state).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,21 +17,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_cv import cv, small_config
-from test_learner import Interrupt
+from fastai.callback.core import Callback
 
+from covidlib.config import ExperimentConfig, RuntimeSettings
 from covidlib.data.datasets import index_dataset
-from covidlib.data.loaders import fold_dataloaders
-from covidlib.engine.learner import CHECKPOINT_FILE, load_checkpoint
+from covidlib.engine.cv import CVResult
+from covidlib.engine.learner import CHECKPOINT_FILE, _fold_dataloaders, load_checkpoint
 from covidlib.transforms import AugmentConfig, augment_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+GPU = RuntimeSettings(device="cuda")
 
 
 def test_fold_loaders_deliver_the_same_test_batches_on_the_gpu(phantom_root: Path) -> None:
     images = index_dataset("phantom", phantom_root).images
-    loaders = {
-        device: fold_dataloaders(images, range(20), range(20, 30), (70, 51), 8, device=device)
+    loaders = {  # dataset=None: an in-memory letterbox cache
+        device: _fold_dataloaders(images, range(20), range(20, 30), (70, 51), 8,
+                                  device=torch.device(device), dataset=None)
         for device in ("cpu", "cuda")
     }
     x, y = loaders["cuda"].train.one_batch()
@@ -53,16 +56,18 @@ def test_augmentation_on_the_gpu_draws_the_cpu_parameters() -> None:
     assert noisy[0].is_cuda and torch.equal(noisy[0], noisy[1])
 
 
-def test_interrupted_gpu_run_resumes_with_its_scaler(phantom_root: Path, tmp_path: Path) -> None:
-    config = small_config(epochs=2, device="cuda", canvas_scale=0.2)  # AMP + channels-last
-    straight = cv(phantom_root, tmp_path / "a", model="resnet18", config=config)
+def test_interrupted_gpu_run_resumes_with_its_scaler(
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig],
+    interrupt: type[Callback], tmp_path: Path,
+) -> None:
+    config = small_config(model="resnet18", epochs=2, canvas_scale=0.2)  # AMP + channels-last
+    straight = cv(tmp_path / "a", config=config, runtime=GPU)
     with pytest.raises(KeyboardInterrupt):
-        cv(phantom_root, tmp_path / "b", model="resnet18", config=config,
-           callbacks=[Interrupt(after=0)])
+        cv(tmp_path / "b", config=config, runtime=GPU, callbacks=[interrupt(after=0)])
     run_dir = tmp_path / "b" / "phantom" / "resnet18" / "quick"
     checkpoint = load_checkpoint(run_dir / "fold-0" / CHECKPOINT_FILE)
     assert checkpoint["epochs_done"] == 1 and "scaler" in checkpoint
-    resumed = cv(phantom_root, tmp_path / "b", model="resnet18", config=config)
+    resumed = cv(tmp_path / "b", config=config, runtime=GPU)
     assert json.loads((run_dir / "summary.json").read_text())["complete"]
     # cuDNN picks its kernels by timing (benchmark mode): equal up to float16 rounding.
     np.testing.assert_allclose(
@@ -70,11 +75,14 @@ def test_interrupted_gpu_run_resumes_with_its_scaler(phantom_root: Path, tmp_pat
     )
 
 
-def test_gpu_trained_run_predicts_on_the_cpu(phantom_root: Path, tmp_path: Path) -> None:
+def test_gpu_trained_run_predicts_on_the_cpu(
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig],
+    phantom_root: Path, tmp_path: Path,
+) -> None:
     from covidlib.engine.runs import predict_images
 
-    config = small_config(epochs=1, device="cuda", canvas_scale=0.2)
-    result = cv(phantom_root, tmp_path, model="resnet18", config=config, only_fold=0)
+    config = small_config(model="resnet18", epochs=1, canvas_scale=0.2)
+    result = cv(tmp_path, config=config, runtime=GPU, only_fold=0)
     test_rows: pd.DataFrame = result.predictions[result.predictions["fold"] == 0]
     paths = [phantom_root / p for p in test_rows["path"]]
     again = predict_images(result.run_dir, paths, fold=0)

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastai.callback.core import Callback
 
-from covidlib.config import get_profile
+from covidlib.config import (
+    AugmentConfig,
+    ExperimentConfig,
+    PhantomConfig,
+    RuntimeSettings,
+    get_profile,
+)
 from covidlib.engine.cv import (
+    SKIPPED_FILE,
+    CVResult,
     RunConfigError,
     assign_folds,
+    cached_run,
     fold_numbers,
     fold_rows,
     folds_file,
     load_or_assign_folds,
+    read_experiment,
     run_cv,
 )
-from covidlib.engine.learner import CHECKPOINT_FILE, METRICS_FILE, TrainConfig
+from covidlib.engine.learner import CHECKPOINT_FILE, METRICS_FILE, resolve_canvas
+
+CPU = RuntimeSettings(device="cpu")
 
 
 def table(n: int = 60, n_groups: int = 15, seed: int = 0) -> pd.DataFrame:
@@ -104,26 +121,21 @@ def test_fold_file_is_saved_once_and_reused(tmp_path: Path) -> None:
         load_or_assign_folds(images.iloc[:-1], path)
 
 
-def small_config(**changes: object) -> TrainConfig:
-    base = TrainConfig.from_profile(get_profile("quick"), epochs=1, batch_size=8,
-                                    canvas_scale=0.12, device="cpu")
-    return base.with_overrides(**changes)
-
-
-def cv(phantom_root: Path, out: Path, model: str = "squeezenet", **kwargs: object):  # noqa: ANN201
-    kwargs.setdefault("config", small_config())
-    return run_cv("phantom", model, root=phantom_root, profile=get_profile("quick"), out=out,
-                  log=None, **kwargs)  # type: ignore[arg-type]
-
-
-def test_run_cv_writes_a_complete_run_folder(phantom_root: Path, tmp_path: Path) -> None:
+def test_run_cv_writes_a_complete_run_folder(
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig], tmp_path: Path
+) -> None:
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-    result = cv(phantom_root, tmp_path)
+    config = small_config()
+    result = cv(tmp_path, config=config)
     run_dir = tmp_path / "phantom" / "squeezenet" / "quick"
     assert result.run_dir == run_dir
     for name in ("config.json", "folds.csv", "summary.json", "predictions.csv"):
         assert (run_dir / name).is_file()
+    assert not (run_dir / SKIPPED_FILE).exists()
+    saved = read_experiment(run_dir)  # the whole experiment, canvas filled in
+    assert saved == resolve_canvas(config) == result.config and saved.canvas is not None
+    assert saved.augment == config.augment and saved.train == config.train
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["complete"] and summary["n_folds"] == 5
     predictions = pd.read_csv(run_dir / "predictions.csv")
@@ -145,9 +157,9 @@ def test_run_cv_writes_a_complete_run_folder(phantom_root: Path, tmp_path: Path)
         assert summary["std"][name] == pytest.approx(np.std(values, ddof=1))
 
 
-def test_every_model_gets_the_same_folds(phantom_root: Path, tmp_path: Path) -> None:
-    first = cv(phantom_root, tmp_path, only_fold=0)
-    second = cv(phantom_root, tmp_path, model="shufflenet", only_fold=0)
+def test_every_model_gets_the_same_folds(cv: Callable[..., CVResult], tmp_path: Path) -> None:
+    first = cv(tmp_path, only_fold=0)
+    second = cv(tmp_path, model="shufflenet", only_fold=0)
     assert first.folds.equals(second.folds)
     assert len(list((tmp_path / "phantom").glob("folds-*.csv"))) == 1
     runs = [tmp_path / "phantom" / m / "quick" / "folds.csv" for m in ("squeezenet", "shufflenet")]
@@ -155,35 +167,141 @@ def test_every_model_gets_the_same_folds(phantom_root: Path, tmp_path: Path) -> 
     assert not first.summary["complete"] and list(first.summary["folds"]) == ["0"]
 
 
-def test_changed_config_is_refused(phantom_root: Path, tmp_path: Path) -> None:
-    cv(phantom_root, tmp_path, only_fold=0)
+def test_changed_experiment_is_refused_changed_runtime_accepted(
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig], tmp_path: Path
+) -> None:
+    cv(tmp_path, only_fold=0)
     with pytest.raises(RunConfigError, match=r"train\.epochs: saved 1, requested 2"):
-        cv(phantom_root, tmp_path, only_fold=0, config=small_config(epochs=2))
-    # The device is not part of the experiment: changing it is allowed.
-    cv(phantom_root, tmp_path, only_fold=0, config=small_config(device="auto"))
+        cv(tmp_path, only_fold=0, config=small_config(epochs=2))
+    blurrier = small_config(augment=AugmentConfig(blur_sigma=(0.1, 2.0)))
+    with pytest.raises(
+        RunConfigError, match=r"augment\.blur_sigma: saved \[0\.1, 1\.5\], requested \[0\.1, 2\.0\]"
+    ):
+        cv(tmp_path, only_fold=0, config=blurrier)
+    with pytest.raises(RunConfigError, match=r"augment: saved \{.*\}, requested None"):
+        cv(tmp_path, only_fold=0, config=small_config(augment=None))
+    # Device, workers and progress bars are not part of the experiment.
+    runtime = RuntimeSettings(device="cpu", num_workers=2, progress=False)
+    assert cv(tmp_path, only_fold=1, runtime=runtime).summary["folds"].keys() == {"0", "1"}
 
 
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
-    phantom_root: Path, tmp_path: Path
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig],
+    interrupt: type[Callback], tmp_path: Path,
 ) -> None:
-    from test_learner import Interrupt
-
     config = small_config(epochs=2)
-    straight = cv(phantom_root, tmp_path / "a", config=config)
+    straight = cv(tmp_path / "a", config=config)
     with pytest.raises(KeyboardInterrupt):
-        cv(phantom_root, tmp_path / "b", config=config, callbacks=[Interrupt(after=0)])
+        cv(tmp_path / "b", config=config, callbacks=[interrupt(after=0)])
     run_dir = tmp_path / "b" / "phantom" / "squeezenet" / "quick"
     assert (run_dir / "fold-0" / CHECKPOINT_FILE).is_file()
     assert not (run_dir / "fold-0" / METRICS_FILE).exists()
     messages: list[str] = []
-    resumed = run_cv("phantom", "squeezenet", root=phantom_root, profile=get_profile("quick"),
-                     out=tmp_path / "b", config=config, log=messages.append)
+    resumed = cv(tmp_path / "b", config=config, log=messages.append)
     assert any("fold 0:" in m and "resumed after epoch 1" in m for m in messages)
+    # No progress bars (tests: COVIDLIB_PROGRESS=0): one line per trained epoch instead.
+    assert sum(m.startswith("fold 0 epoch 2/2:") for m in messages) == 1
+    assert sum(re.match(r"fold \d epoch \d/2: train_loss", m) is not None
+               for m in messages) == 1 + 4 * 2
     pd.testing.assert_frame_equal(resumed.predictions, straight.predictions)
     messages.clear()
-    run_cv("phantom", "squeezenet", root=phantom_root, profile=get_profile("quick"),
-           out=tmp_path / "b", config=config, log=messages.append)
+    cv(tmp_path / "b", config=config, log=messages.append)
     assert sum("skipped" in m for m in messages) == 5
+
+
+def test_the_profile_decides_the_number_of_folds(
+    cv: Callable[..., CVResult], tmp_path: Path
+) -> None:
+    config = get_profile("quick").with_overrides(folds=3).experiment(
+        "phantom", "squeezenet", epochs=1, batch_size=8, canvas_scale=0.12
+    )
+    assert config.n_folds == 3
+    result = cv(tmp_path, config=config, only_fold=2)
+    assert fold_numbers(result.folds) == [0, 1, 2]
+    assert (tmp_path / "phantom" / "folds-stratified-k3-seed0.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("changes", "kwargs", "error", "message"),
+    [({"model": "nonet"}, {}, KeyError, "nonet"),
+     ({"dataset": "nodata", "phantom": None}, {}, KeyError, "nodata"),
+     ({}, {"only_fold": 7}, ValueError, "--fold 7 does not exist"),
+     ({"weights": "missing.pt"}, {}, FileNotFoundError, "missing.pt"),
+     ({"split": "official"}, {}, ValueError, "official split")],
+)
+def test_rejected_runs_write_nothing(
+    cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig], tmp_path: Path,
+    changes: dict[str, Any], kwargs: dict[str, Any], error: type[Exception], message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        cv(tmp_path / "runs", config=small_config(**changes), **kwargs)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skipped_files_are_reported_and_recorded(
+    phantom_root: Path, small_config: Callable[..., ExperimentConfig], tmp_path: Path
+) -> None:
+    from covidlib.data.datasets import DatasetProblemsError
+
+    root = tmp_path / "phantom"
+    shutil.copytree(phantom_root, root)
+    (root / "COVID" / "broken.png").write_bytes(b"not a png")
+    runs = tmp_path / "runs"
+    with pytest.raises(DatasetProblemsError, match="broken.png"):
+        run_cv(small_config(), CPU, root=root, out=runs, only_fold=0, log=None)
+    assert not runs.exists()
+    messages: list[str] = []
+    result = run_cv(small_config(skip_problems=True), CPU, root=root, out=runs, only_fold=0,
+                    log=messages.append)
+    assert any(m.startswith("skipped 1 unreadable file(s)") and "broken.png" in m
+               for m in messages)
+    skipped = pd.read_csv(result.run_dir / SKIPPED_FILE)
+    assert skipped["path"].str.endswith("broken.png").tolist() == [True]
+    assert read_experiment(result.run_dir).skip_problems
+
+
+def test_fit_fold_takes_the_augmentation_from_the_config(
+    phantom_root: Path, small_config: Callable[..., ExperimentConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import covidlib.data.loaders as loaders
+    from covidlib.data.datasets import index_dataset
+    from covidlib.engine.learner import fit_fold
+
+    seen: list[Any] = []
+    real = loaders.fold_dataloaders
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["augment"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loaders, "fold_dataloaders", recording)
+    images = index_dataset("phantom", phantom_root).images
+    augment = AugmentConfig(blur_sigma=(0.1, 2.0), flip_p=0.1)
+    for config in (small_config(augment=augment), small_config(augment=None)):
+        result = fit_fold(config, images, range(20), range(20, 30))
+        assert len(result.predictions) == 10
+    assert seen == [augment, None]
+
+
+def test_cached_run_trains_once(
+    small_config: Callable[..., ExperimentConfig], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import covidlib.engine.cv as cv_module
+
+    config = small_config(n_folds=2, phantom=PhantomConfig(size=16, difficulty=0.2))
+    first = cached_run(config, CPU, root=tmp_path)
+    assert first.run_dir == tmp_path / resolve_canvas(config).digest()[:16]
+    assert first.summary["complete"] and fold_numbers(first.folds) == [0, 1]
+
+    def no_training(*_: Any, **__: Any) -> None:
+        raise AssertionError("a finished cached run was trained again")
+
+    monkeypatch.setattr(cv_module, "run_cv", no_training)
+    again = cached_run(config, RuntimeSettings(device="cpu", num_workers=1), root=tmp_path)
+    pd.testing.assert_frame_equal(again.predictions, first.predictions)
+    assert again.summary == first.summary and again.folds.equals(first.folds)
 
 
 @pytest.mark.parametrize(("per_class", "n_test"), [(5, 2), (None, 6)])
@@ -193,11 +311,11 @@ def test_fit_first_fold_follows_the_profile(
     from covidlib.data.datasets import index_dataset
     from covidlib.engine.cv import fit_first_fold
 
-    images = index_dataset("phantom", phantom_root).require_clean()
+    index = index_dataset("phantom", phantom_root)
     profile = get_profile("quick").with_overrides(
-        epochs=1, canvas_scale=0.12, demo_images_per_class=per_class, device="cpu"
+        epochs=1, canvas_scale=0.12, demo_images_per_class=per_class
     )
-    result = fit_first_fold("shufflenet", images, profile)
+    result = fit_first_fold("shufflenet", index, profile, runtime=CPU)
     assert len(result.history) == 1
     assert len(result.predictions) == n_test
     assert result.predictions["label"].nunique() == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
-from covidlib.config import get_profile
 from covidlib.engine.learner import (
     CHECKPOINT_FILE,
     EPOCH_LOG_FILE,
@@ -28,54 +28,14 @@ from covidlib.engine.learner import (
     train_fold,
 )
 
+TinyFactory = Callable[..., tuple[torch.nn.Module, DataLoaders, pd.DataFrame]]
+
 PAPER_STEPS = {0: 3e-4, 49: 3e-4, 50: 1e-4, 69: 1e-4, 70: 3e-5, 79: 3e-5, 80: 1e-5, 89: 1e-5,
                90: 3e-6, 99: 3e-6}
 
 
-class Shuffled:
-    """A tiny dataset whose items carry a random augmentation (noise from torch's RNG)."""
-
-    def __init__(self, n: int = 12, seed: int = 0) -> None:
-        generator = torch.Generator().manual_seed(seed)
-        self.labels = torch.tensor([float(i % 2) for i in range(n)])
-        noise = torch.randn(n, 3, 6, 6, generator=generator)
-        self.images = noise + self.labels[:, None, None, None]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i] + 0.1 * torch.randn(3, 6, 6), self.labels[i]
-
-
-def tiny_setup(seed: int = 0) -> tuple[torch.nn.Module, DataLoaders, pd.DataFrame]:
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 1),
-    )
-    train, test = Shuffled(12, seed=1), Shuffled(6, seed=2)
-    dls = DataLoaders(DataLoader(train, bs=4, shuffle=True), DataLoader(test, bs=4))
-    table = pd.DataFrame({"path": [f"img{i}.png" for i in range(6)],
-                          "label": test.labels.int().numpy()})
-    return model, dls, table
-
-
 def cpu_config(**changes: object) -> TrainConfig:
-    return TrainConfig(device="cpu", **changes)  # type: ignore[arg-type]
-
-
-class Interrupt(Callback):
-    """Raise KeyboardInterrupt once epoch ``after`` (relative to this fit) has finished."""
-
-    order = 90
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-
-    def after_epoch(self) -> None:
-        if self.learn.epoch == self.after:
-            raise KeyboardInterrupt
+    return TrainConfig(**changes)  # type: ignore[arg-type]
 
 
 class RecordHypers(Callback):
@@ -112,13 +72,6 @@ def test_schedule_scales_proportionally(epochs: int) -> None:
     assert schedule == [paper[e * 100 // epochs] for e in range(epochs)]
 
 
-def test_from_profile_and_overrides() -> None:
-    quick = TrainConfig.from_profile(get_profile("quick"), epochs=3)
-    assert (quick.epochs, quick.batch_size, quick.canvas_scale) == (3, 16, 0.4)
-    assert quick.weight_decay == 1.0
-    assert TrainConfig.from_dict(quick.to_dict()) == quick
-
-
 @pytest.mark.parametrize(
     ("changes", "word"),
     [({"epochs": 0}, "epochs"), ({"optimizer": "rmsprop"}, "rmsprop"),
@@ -129,8 +82,8 @@ def test_invalid_config_is_refused(changes: dict[str, object], word: str) -> Non
         TrainConfig(**changes)  # type: ignore[arg-type]
 
 
-def test_weight_decay_reaches_the_lamb_optimizer() -> None:
-    model, dls, _ = tiny_setup()
+def test_weight_decay_reaches_the_lamb_optimizer(tiny: TinyFactory) -> None:
+    model, dls, _ = tiny()
     learner = make_learner(model, dls, cpu_config())
     learner.create_opt()
     assert isinstance(learner.opt.opt, torch_optimizer.Lamb)
@@ -140,8 +93,8 @@ def test_weight_decay_reaches_the_lamb_optimizer() -> None:
     assert n_params == len(list(model.parameters()))  # norms and biases decay too
 
 
-def test_lr_and_weight_decay_during_training_follow_the_config() -> None:
-    model, dls, table = tiny_setup()
+def test_lr_and_weight_decay_during_training_follow_the_config(tiny: TinyFactory) -> None:
+    model, dls, table = tiny()
     recorder = RecordHypers()
     config = cpu_config(epochs=10)
     result = train_fold(model, dls, table, config, callbacks=[recorder])
@@ -153,8 +106,8 @@ def test_lr_and_weight_decay_during_training_follow_the_config() -> None:
     assert list(result.history["epoch"]) == list(range(10))
 
 
-def test_predictions_and_metrics() -> None:
-    model, dls, table = tiny_setup()
+def test_predictions_and_metrics(tiny: TinyFactory) -> None:
+    model, dls, table = tiny()
     result = train_fold(model, dls, table, cpu_config(epochs=2), fold=3)
     predictions = result.predictions
     assert list(predictions.columns) == ["path", "label", "probability", "fold"]
@@ -164,17 +117,17 @@ def test_predictions_and_metrics() -> None:
     assert set(result.metrics) == {"accuracy", "precision", "recall", "specificity", "f1"}
 
 
-def test_same_seed_same_result_other_seed_differs() -> None:
+def test_same_seed_same_result_other_seed_differs(tiny: TinyFactory) -> None:
     runs = []
     for seed in (0, 0, 1):
-        model, dls, table = tiny_setup()
-        runs.append(train_fold(model, dls, table, cpu_config(epochs=2, seed=seed)).predictions)
+        model, dls, table = tiny()
+        runs.append(train_fold(model, dls, table, cpu_config(epochs=2), seed=seed).predictions)
     assert runs[0]["probability"].tolist() == runs[1]["probability"].tolist()
     assert runs[0]["probability"].tolist() != runs[2]["probability"].tolist()
 
 
-def test_fold_files_are_written(tmp_path: Path) -> None:
-    model, dls, table = tiny_setup()
+def test_fold_files_are_written(tmp_path: Path, tiny: TinyFactory) -> None:
+    model, dls, table = tiny()
     train_fold(model, dls, table, cpu_config(epochs=2), fold_dir=tmp_path)
     log = pd.read_csv(tmp_path / EPOCH_LOG_FILE)
     assert list(log.columns) == ["epoch", "train_loss", "lr", "seconds"]
@@ -187,19 +140,21 @@ def test_fold_files_are_written(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
 
 
-def test_interrupted_fold_resumes_to_the_same_predictions(tmp_path: Path) -> None:
+def test_interrupted_fold_resumes_to_the_same_predictions(
+    tmp_path: Path, tiny: TinyFactory, interrupt: type[Callback]
+) -> None:
     config = cpu_config(epochs=4)
-    model, dls, table = tiny_setup()
+    model, dls, table = tiny()
     straight = train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "straight")
 
-    model, dls, table = tiny_setup()
+    model, dls, table = tiny()
     with pytest.raises(KeyboardInterrupt):
         train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed",
-                   callbacks=[Interrupt(after=1)])
+                   callbacks=[interrupt(after=1)])
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_FILE)["epochs_done"] == 2
     assert not (tmp_path / "resumed" / METRICS_FILE).exists()
 
-    model, dls, table = tiny_setup(seed=5)  # other init: the checkpoint must replace it
+    model, dls, table = tiny(seed=5)  # other init: the checkpoint must replace it
     resumed = train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed")
     assert resumed.resumed_from == 2
     assert list(resumed.history["epoch"]) == [0, 1, 2, 3]
@@ -210,8 +165,8 @@ def test_interrupted_fold_resumes_to_the_same_predictions(tmp_path: Path) -> Non
     assert resumed.history["train_loss"].tolist() == straight.history["train_loss"].tolist()
 
 
-def test_lowest_train_loss_option_keeps_best_weights(tmp_path: Path) -> None:
-    model, dls, table = tiny_setup()
+def test_lowest_train_loss_option_keeps_best_weights(tmp_path: Path, tiny: TinyFactory) -> None:
+    model, dls, table = tiny()
     config = cpu_config(epochs=3, fold_model="lowest_train_loss")
     result = train_fold(model, dls, table, config, fold_dir=tmp_path)
     assert (tmp_path / "best.pt").is_file()
@@ -219,9 +174,9 @@ def test_lowest_train_loss_option_keeps_best_weights(tmp_path: Path) -> None:
     assert best_epoch == int(result.history["train_loss"].idxmin())
 
 
-def test_broken_checkpoint_is_reported(tmp_path: Path) -> None:
+def test_broken_checkpoint_is_reported(tmp_path: Path, tiny: TinyFactory) -> None:
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
-    model, dls, table = tiny_setup()
+    model, dls, table = tiny()
     with pytest.raises(ValueError, match="Delete it"):
         train_fold(model, dls, table, cpu_config(epochs=1), fold_dir=tmp_path)
 
@@ -243,7 +198,7 @@ def test_best_epoch_model_needs_a_fold_folder() -> None:
     dls = DataLoaders(DataLoader(data, bs=2), DataLoader(data, bs=2))
     table = pd.DataFrame({"path": [f"{i}.png" for i in range(4)], "label": [1] * 4})
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1))
-    config = TrainConfig(epochs=1, device="cpu", fold_model="lowest_train_loss")
+    config = TrainConfig(epochs=1, fold_model="lowest_train_loss")
     with pytest.raises(ValueError, match="fold_dir"):
         train_fold(model, dls, table, config)
 
@@ -261,8 +216,8 @@ class NanOutput(torch.nn.Module):
         return out * float("nan") if self.in_training or not self.training else out
 
 
-def test_non_finite_predictions_are_reported_as_such() -> None:
-    _, dls, table = tiny_setup()
+def test_non_finite_predictions_are_reported_as_such(tiny: TinyFactory) -> None:
+    _, dls, table = tiny()
     with pytest.raises(ValueError, match=r"fold 3: 6 of 6 test predictions are NaN or infinite"):
         train_fold(NanOutput(in_training=False), dls, table, cpu_config(epochs=1), fold=3)
 
@@ -280,10 +235,45 @@ class PoisonWeights(Callback):
 
 
 def test_diverged_training_stops_after_the_epoch_and_keeps_the_last_checkpoint(
-    tmp_path: Path,
+    tmp_path: Path, tiny: TinyFactory
 ) -> None:
-    model, dls, table = tiny_setup()
+    model, dls, table = tiny()
     with pytest.raises(FloatingPointError, match="epoch 1: the model's weights hold NaN"):
         train_fold(model, dls, table, cpu_config(epochs=3), fold_dir=tmp_path,
                    callbacks=[PoisonWeights(epoch=1)])
     assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["epochs_done"] == 1  # epoch 0's
+
+
+def test_epoch_log_writes_one_line_per_epoch(tiny: TinyFactory) -> None:
+    from covidlib.engine.learner import EpochLog
+
+    lines: list[str] = []
+    model, dls, table = tiny()
+    train_fold(model, dls, table, cpu_config(epochs=2), fold=3, show_progress=False,
+               callbacks=[EpochLog(lines.append, fold=3, epochs=2)])
+    assert [line.split(":")[0] for line in lines] == ["fold 3 epoch 1/2", "fold 3 epoch 2/2"]
+    assert all("train_loss" in line for line in lines)
+    assert "lr 0.0003" in lines[0] and "lr 0.0001" in lines[1]  # the 2-epoch schedule
+
+
+def test_progress_bars_go_to_stderr_and_are_removed_by_type(
+    tiny: TinyFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, dls, table = tiny()
+    shown = make_learner(model, dls, cpu_config(), show_progress=True)
+    from fastai.callback.progress import ProgressCallback  # imported quietly by make_learner
+
+    hidden = make_learner(model, dls, cpu_config(), show_progress=False)
+    assert any(isinstance(cb, ProgressCallback) for cb in shown.cbs)
+    assert not any(isinstance(cb, ProgressCallback) for cb in hidden.cbs)
+    capsys.readouterr()
+    train_fold(model, dls, table, cpu_config(epochs=1), show_progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "train_loss" in captured.err
+
+
+def test_optimizer_builders_match_the_config_names() -> None:
+    from covidlib.config import OPTIMIZER_NAMES
+    from covidlib.engine.learner import OPTIMIZERS
+
+    assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
