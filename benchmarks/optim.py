@@ -45,7 +45,8 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
 from covidlib.engine.lamb import Lamb  # noqa: E402
-from covidlib.models.registry import create_model, get_spec, list_models  # noqa: E402
+from covidlib.models.factory import create_model  # noqa: E402
+from covidlib.models.registry import get_spec, list_models  # noqa: E402
 from covidlib.utils.fileio import atomic_write_text  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

@@ -41,7 +41,8 @@ from machine import describe_machine  # noqa: E402  (benchmarks/machine.py)
 
 from covidlib.config import TrainConfig, resolve_device  # noqa: E402
 from covidlib.engine.learner import train_fold  # noqa: E402
-from covidlib.models.registry import create_model, get_spec  # noqa: E402
+from covidlib.models.factory import create_model  # noqa: E402
+from covidlib.models.registry import get_spec  # noqa: E402
 from covidlib.utils.fileio import atomic_write_text  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

@@ -528,7 +528,7 @@ class ExperimentConfig:
 
     @property
     def pretrained(self) -> bool | str:
-        """``weights`` as :func:`covidlib.models.registry.create_model` takes it."""
+        """``weights`` as :func:`covidlib.models.factory.create_model` takes it."""
         if self.weights in WEIGHTS_CHOICES:
             return self.weights == "imagenet"
         return self.weights

@@ -49,7 +49,7 @@ from covidlib.utils.fileio import atomic_write_text
 if TYPE_CHECKING:
     from fastai.callback.core import Callback
 
-    from covidlib.data.datasets import DatasetIndex
+    from covidlib.data.index import DatasetIndex
     from covidlib.engine.learner import FoldResult
 
 # Never in a test fold: the training part of an official split.
@@ -333,7 +333,7 @@ def fit_first_fold(
         ['accuracy', 'f1', 'precision', 'recall', 'specificity']
     """
     from covidlib.config import get_profile
-    from covidlib.data.datasets import DatasetIndex
+    from covidlib.data.index import DatasetIndex
     from covidlib.engine.learner import fit_fold
 
     profile = profile or get_profile()
@@ -418,7 +418,9 @@ def run_cv(
         >>> result.summary["complete"], sorted(result.summary["folds"])
         (True, ['0', '1'])
     """
-    from covidlib.data.datasets import ensure_dataset, get_dataset, index_dataset
+    from covidlib.data.index import index_dataset
+    from covidlib.data.registry import get_dataset
+    from covidlib.data.sources import ensure_dataset
     from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
     from covidlib.engine.runs import finished_folds, fold_dir
 

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import random
 import sys
@@ -668,7 +667,7 @@ def fit_fold(
         >>> import os, tempfile
         >>> from unittest import mock
         >>> from covidlib.config import get_profile
-        >>> from covidlib.data.datasets import index_dataset
+        >>> from covidlib.data.index import index_dataset
         >>> from covidlib.data.phantom import generate_phantom
         >>> folder = tempfile.mkdtemp()  # dataset and caches go there, not to data/
         >>> index = index_dataset("phantom", generate_phantom(Path(folder) / "phantom", n=12))
@@ -680,7 +679,9 @@ def fit_fold(
         >>> len(result.history), len(result.predictions)
         (1, 4)
     """
-    from covidlib.models.registry import create_model, get_spec
+    from covidlib.data.loaders import fold_dataloaders
+    from covidlib.models.factory import create_model
+    from covidlib.models.registry import get_spec
 
     train_rows = np.asarray(train_rows, dtype=int)
     test_rows = np.asarray(test_rows, dtype=int)
@@ -694,7 +695,7 @@ def fit_fold(
     set_seed(fold_seed)
     model = create_model(config.model, pretrained=config.pretrained)
     mean, std = get_spec(config.model).normalization
-    dls = _fold_dataloaders(
+    dls = fold_dataloaders(
         images, train_rows, test_rows, config.canvas, config.train.batch_size,
         augment=config.augment, seed=fold_seed, device=device, num_workers=num_workers,
         mean=mean, std=std, dataset=dataset,
@@ -704,19 +705,6 @@ def fit_fold(
         model, dls, test_table, config.train, seed=config.seed, fold=fold, fold_dir=fold_dir,
         device=device, show_progress=show_progress, callbacks=callbacks,
     )
-
-
-def _fold_dataloaders(*args: Any, dataset: str | None, **kwargs: Any) -> DataLoaders:
-    """``fold_dataloaders`` with the dataset name for its cache file.
-
-    The data branch makes ``dataset=`` a required keyword of ``fold_dataloaders``; until
-    then an older ``fold_dataloaders`` without it names the cache itself.
-    """
-    from covidlib.data.loaders import fold_dataloaders
-
-    if "dataset" in inspect.signature(fold_dataloaders).parameters:
-        kwargs["dataset"] = dataset
-    return fold_dataloaders(*args, **kwargs)
 
 
 __all__ = [

@@ -20,9 +20,10 @@ import torch
 from fastai.callback.core import Callback
 
 from covidlib.config import ExperimentConfig, RuntimeSettings
-from covidlib.data.datasets import index_dataset
+from covidlib.data.index import index_dataset
+from covidlib.data.loaders import fold_dataloaders
 from covidlib.engine.cv import CVResult
-from covidlib.engine.learner import CHECKPOINT_FILE, _fold_dataloaders, load_checkpoint
+from covidlib.engine.learner import CHECKPOINT_FILE, load_checkpoint
 from covidlib.transforms import AugmentConfig, augment_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -32,8 +33,8 @@ GPU = RuntimeSettings(device="cuda")
 def test_fold_loaders_deliver_the_same_test_batches_on_the_gpu(phantom_root: Path) -> None:
     images = index_dataset("phantom", phantom_root).images
     loaders = {  # dataset=None: an in-memory letterbox cache
-        device: _fold_dataloaders(images, range(20), range(20, 30), (70, 51), 8,
-                                  device=torch.device(device), dataset=None)
+        device: fold_dataloaders(images, range(20), range(20, 30), (70, 51), 8,
+                                 device=torch.device(device), dataset=None)
         for device in ("cpu", "cuda")
     }
     x, y = loaders["cuda"].train.one_batch()

@@ -241,7 +241,7 @@ def test_rejected_runs_write_nothing(
 def test_skipped_files_are_reported_and_recorded(
     phantom_root: Path, small_config: Callable[..., ExperimentConfig], tmp_path: Path
 ) -> None:
-    from covidlib.data.datasets import DatasetProblemsError
+    from covidlib.data.index import DatasetProblemsError
 
     root = tmp_path / "phantom"
     shutil.copytree(phantom_root, root)
@@ -265,7 +265,7 @@ def test_fit_fold_takes_the_augmentation_from_the_config(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import covidlib.data.loaders as loaders
-    from covidlib.data.datasets import index_dataset
+    from covidlib.data.index import index_dataset
     from covidlib.engine.learner import fit_fold
 
     seen: list[Any] = []
@@ -308,7 +308,7 @@ def test_cached_run_trains_once(
 def test_fit_first_fold_follows_the_profile(
     phantom_root: Path, per_class: int | None, n_test: int
 ) -> None:
-    from covidlib.data.datasets import index_dataset
+    from covidlib.data.index import index_dataset
     from covidlib.engine.cv import fit_first_fold
 
     index = index_dataset("phantom", phantom_root)

@@ -12,7 +12,7 @@ import torch_optimizer
 from fastai.optimizer import OptimWrapper
 
 from covidlib.engine.lamb import Lamb
-from covidlib.models.registry import create_model
+from covidlib.models.factory import create_model
 
 HOST_READS = ("aten::item", "aten::is_nonzero", "aten::_local_scalar_dense")
 STATE_KEYS = {"step", "exp_avg", "exp_avg_sq", "weight_norm", "adam_norm", "trust_ratio"}
