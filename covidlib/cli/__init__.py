@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.letterbox",
     "covidlib.cli.models",
     "covidlib.cli.cv",
+    "covidlib.cli.predict",
 )
 
 

@@ -269,17 +269,16 @@ def collect_run(
     run_dir: str | Path,
 ) -> tuple[dict[int, dict[str, float]], pd.DataFrame, pd.DataFrame]:
     """Return (metrics per finished fold, predictions, epoch logs) read from a run folder."""
-    from covidlib.engine.learner import EPOCH_LOG_FILE, METRICS_FILE, PREDICTIONS_FILE
-    from covidlib.engine.runs import finished_folds, fold_dir
+    from covidlib.engine.runs import RunFolder
 
+    run = RunFolder(run_dir)
     metrics: dict[int, dict[str, float]] = {}
     predictions, histories = [], []
-    for fold in finished_folds(run_dir):
-        folder = fold_dir(run_dir, fold)
-        values = json.loads((folder / METRICS_FILE).read_text())
-        metrics[fold] = {k: float(v) for k, v in values.items() if k != "fold"}
-        predictions.append(pd.read_csv(folder / PREDICTIONS_FILE))
-        history = pd.read_csv(folder / EPOCH_LOG_FILE)
+    for fold in run.finished_folds():
+        files = run.fold(fold)  # each read verifies the file's sha256 first
+        metrics[fold] = files.read_metrics()
+        predictions.append(files.read_predictions())
+        history = files.read_epochs()
         history.insert(0, "fold", fold)
         histories.append(history)
     columns = ["path", "label", "probability", "fold"]
@@ -372,7 +371,7 @@ def run_cv(
     from covidlib.config import get_profile
     from covidlib.data.datasets import ensure_dataset, index_dataset
     from covidlib.engine.learner import TrainConfig, default_canvas, fit_fold
-    from covidlib.engine.runs import finished_folds, fold_dir
+    from covidlib.engine.runs import FoldLock, RunFolder
 
     say = log or (lambda _: None)
     profile = profile or get_profile()
@@ -402,17 +401,31 @@ def run_cv(
     atomic_write_text(run_dir / FOLDS_FILE, folds_table.to_csv(index=False))
     say(f"{model} on {dataset} ({len(images)} images, {split} folds, canvas "
         f"{canvas[0]}x{canvas[1]}, {config.epochs} epochs) -> {run_dir}")
+    run = RunFolder(run_dir)
     for fold in [only_fold] if only_fold is not None else available:
-        if fold in finished_folds(run_dir):  # read now: other machines may share the folder
+        files = run.fold(fold)
+        if files.is_finished():  # read now: other machines may share the folder
             say(f"fold {fold}: finished earlier, skipped")
             continue
-        started = time.perf_counter()
-        train_rows, test_rows = fold_rows(folds, fold)
-        result = fit_fold(
-            model, images, train_rows, test_rows, config, canvas=canvas,
-            pretrained=pretrained, fold=fold, fold_dir=fold_dir(run_dir, fold),
-            callbacks=callbacks,
-        )
+        with FoldLock(files.lock) as lock:  # released in a finally, even on Ctrl-C
+            if lock.took_over is not None or lock.stale_reason:
+                say(f"fold {fold}: {lock.took_over_message()}")
+            if not lock.acquired:
+                who = lock.holder.describe() if lock.holder else "another process"
+                say(f"fold {fold}: being trained by {who}, skipped")
+                continue
+            if files.is_finished():  # finished by the process that held the lock
+                say(f"fold {fold}: finished earlier, skipped")
+                continue
+            for problem in files.discard_broken():
+                say(f"fold {fold}: {problem}; retraining")
+            files.begin(run.read_config())
+            started = time.perf_counter()
+            train_rows, test_rows = fold_rows(folds, fold)
+            result = fit_fold(
+                model, images, train_rows, test_rows, config, canvas=canvas,
+                pretrained=pretrained, fold=fold, fold_dir=files.dir, callbacks=callbacks,
+            )
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
         metrics = "  ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         say(f"fold {fold}: {metrics}  ({time.perf_counter() - started:.1f} s{resumed})")

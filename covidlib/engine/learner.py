@@ -375,11 +375,17 @@ class EpochCheckpoint(Callback):
         self.history.append(row)
         if self.fold_dir is None:
             return
+        from covidlib.engine.runs import FoldFiles, worker_id
+
+        files = FoldFiles(self.fold_dir)
+        row["worker"] = worker_id()  # host:pid of the trainer, in the log and the checkpoint
         if self.config.fold_model == "lowest_train_loss" and loss < previous_best:
-            _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()},
-                               self.fold_dir / BEST_FILE)
-        save_checkpoint(self.learn, self.fold_dir / CHECKPOINT_FILE, epoch + 1, self.history)
-        write_csv(pd.DataFrame(self.history), self.fold_dir / EPOCH_LOG_FILE)
+            with files.recording(files.best) as (best,):
+                _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()}, best)
+        with files.recording(files.checkpoint, files.epochs) as (checkpoint, log):
+            save_checkpoint(self.learn, checkpoint, epoch + 1, self.history)
+            files.write_epochs(self.history, log)
+        files.heartbeat()
 
 
 def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | None) -> None:
@@ -439,9 +445,14 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Load a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        ValueError: when the file is not a readable covidlib checkpoint (delete it to restart
-            the fold).
+        ValueError: when the file fails its checksum in the fold's ``files.json``
+            (:class:`covidlib.engine.runs.RunFolderError`) or is not a readable covidlib
+            checkpoint (delete it to restart the fold).
     """
+    from covidlib.engine.runs import FoldFiles
+
+    path = Path(path)
+    FoldFiles(path.parent).verify(path, hint="delete it to restart this fold")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a broken file
@@ -650,11 +661,15 @@ def train_fold(
             "fold": fold,
         }
     )
+    if "relpath" in test_table.columns:  # the image relative to the dataset root
+        predictions["relpath"] = test_table["relpath"].astype(str).to_numpy()
     metrics = binary_metrics(predictions["label"], predictions["probability"])
     if folder is not None:
-        write_csv(predictions, folder / PREDICTIONS_FILE)
-        _torch_save_atomic({"model": learner.model.state_dict()}, folder / MODEL_FILE)
-        write_json({"fold": fold, **metrics}, folder / METRICS_FILE)
+        from covidlib.engine.runs import FoldFiles
+
+        FoldFiles(folder).write_results(
+            learner.model.state_dict(), predictions, {"fold": fold, **metrics}, history
+        )
     return FoldResult(
         fold=fold,
         learner=learner,
