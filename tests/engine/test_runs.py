@@ -115,7 +115,9 @@ def test_a_copied_run_folder_still_verifies(run: RunFolder, tmp_path: Path) -> N
     assert copy.fold(2).read_metrics() == {"accuracy": 1.0}
 
 
-def test_interrupted_rewrite_still_verifies(run: RunFolder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_rewrite_still_verifies(
+    run: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash after the manifest update but before the rename keeps a valid old file."""
     files = run.fold(0)
     with files.recording(files.checkpoint) as (tmp,):
