@@ -429,6 +429,9 @@ def run_cv(
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
         metrics = "  ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         say(f"fold {fold}: {metrics}  ({time.perf_counter() - started:.1f} s{resumed})")
+    if not run.finished_folds():  # every fold was skipped: its trainer writes the summary
+        say("no fold of this run has finished yet: nothing to summarize")
+        return CVResult(run_dir, {}, pd.DataFrame(), pd.DataFrame(), folds)
     per_fold, predictions, history = collect_run(run_dir)
     summary = {
         "dataset": dataset,
