@@ -408,7 +408,7 @@ def run_cv(
             say(f"fold {fold}: finished earlier, skipped")
             continue
         with FoldLock(files.lock) as lock:  # released in a finally, even on Ctrl-C
-            if lock.took_over is not None or lock.stale_reason:
+            if lock.stale_reason:
                 say(f"fold {fold}: {lock.took_over_message()}")
             if not lock.acquired:
                 who = lock.holder.describe() if lock.holder else "another process"
