@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from covidlib.utils.lazy import lazy_exports
@@ -38,8 +39,7 @@ if TYPE_CHECKING:
 
 # Re-exports for the chapters, served lazily like the packages' tables.
 _EXPORTS: dict[str, str] = {
-    # MERGE(H1a): the lead wires `cached_run` here once covidlib.engine.cv defines it:
-    # "cached_run": "covidlib.engine.cv",
+    "cached_run": "covidlib.engine.cv",
 }
 __getattr__, _ = lazy_exports(__name__, _EXPORTS)
 
@@ -48,6 +48,9 @@ TABLE1_COLUMNS: tuple[str, ...] = (
     "params_millions", "paper_params_millions", "size_mb", "paper_size_mb",
 )
 DATASET_FACTS_FILE = "dataset_facts.csv"
+# The results chapter's quick-profile table: three small architectures of three families. The
+# training chapter trains ResNet18's run, which every chapter then shares (cached_run).
+RESULTS_MODELS: tuple[str, ...] = ("resnet18", "shufflenet", "squeezenet")
 
 
 class ArchitectureSetup(NamedTuple):
@@ -377,3 +380,38 @@ def glue_dataset_facts(dataset: str) -> dict[str, int | float]:
     for key, value in glued.items():
         glue(key, value)
     return glued
+
+
+def results_dir() -> Path | None:
+    """The repository's folder of stored real-run results, or ``None`` outside a checkout."""
+    from covidlib.config import project_root
+
+    root = project_root()
+    return None if root is None else root / "results"
+
+
+def stored_results(folder: str | Path | None = None) -> pd.DataFrame:
+    """List the stored results under ``results/<dataset>/<model>/<id>/`` with provenance.
+
+    One row per result: ``dataset``, ``model``, ``id``, ``profile``, ``weights``, ``data``,
+    ``hardware``, ``date``, ``commit`` and ``path``; an empty table when there are none.
+
+    Example:
+        >>> import tempfile
+        >>> stored_results(tempfile.mkdtemp()).empty
+        True
+    """
+    import json
+
+    import pandas as pd
+
+    columns = ["dataset", "model", "id", "profile", "weights", "data", "hardware", "date",
+               "commit", "path"]
+    base = Path(folder) if folder is not None else results_dir()
+    rows = []
+    if base is not None and base.is_dir():
+        for provenance in sorted(base.glob("*/*/*/provenance.json")):
+            record = json.loads(provenance.read_text())
+            rows.append({**{key: record.get(key) for key in columns},
+                         "id": provenance.parent.name, "path": str(provenance.parent)})
+    return pd.DataFrame(rows, columns=columns)

@@ -48,7 +48,7 @@ PROGRESS_ENV = "COVIDLIB_PROGRESS"
 
 PHANTOM_DATASET = "phantom"  # the registry name of the generated dataset
 # The optimizer builders live in covidlib.engine.learner (OPTIMIZERS), one per name here.
-OPTIMIZER_NAMES: tuple[str, ...] = ("lamb", "adam", "adamw", "sgd")
+OPTIMIZER_NAMES: tuple[str, ...] = ("lamb", "lamb-torch-optimizer", "adam", "adamw", "sgd")
 FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
 # Initial weights: these two names, or the path of a weights file.

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.cv",
     "covidlib.cli.report",
     "covidlib.cli.compare",
+    "covidlib.cli.predict",
 )
 
 

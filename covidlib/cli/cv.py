@@ -1,4 +1,4 @@
-"""`covidlib cv` (cross-validation into a resumable run folder) and `covidlib predict`.
+"""`covidlib cv`: cross-validation into a resumable run folder (`covidlib predict` reads it).
 
 The experiment flags are shared with every training command (:mod:`covidlib.cli.options`).
 
@@ -9,13 +9,11 @@ Example:
     (7, 'run_cv_command')
 
     $ covidlib cv --dataset phantom --model squeezenet --epochs 1 --out runs
-    $ covidlib predict --run runs/phantom/squeezenet/quick --fold 0 image.png
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from covidlib.cli.options import add_experiment_options, experiment_from_args
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``cv`` and ``predict`` commands."""
+    """Add the ``cv`` command."""
     cv = subparsers.add_parser(
         "cv",
         help="cross-validate a model (LAMB, the paper's schedule) into a run folder",
@@ -39,17 +37,6 @@ def register(subparsers: Any) -> None:
     cv.add_argument("--run-name", help="run folder name (default: the profile's name)")
     cv.set_defaults(func=run_cv_command)
 
-    predict = subparsers.add_parser(
-        "predict",
-        help="COVID probability of images with the model(s) of a run folder",
-        description="Letterbox each image to the run's canvas and print its COVID "
-        "probability and label. Without --fold the finished folds' models are averaged.",
-    )
-    predict.add_argument("--run", type=Path, required=True, help="run folder of `covidlib cv`")
-    predict.add_argument("--fold", type=int, help="use only this fold's model")
-    predict.add_argument("--threshold", type=float, default=0.5, help="COVID at or above it")
-    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    predict.set_defaults(func=predict_command)
 
 
 def run_cv_command(args: argparse.Namespace) -> int:
@@ -68,26 +55,4 @@ def run_cv_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(f"summary: {result.run_dir / 'summary.json'}")
-    return 0
-
-
-def predict_command(args: argparse.Namespace) -> int:
-    """Run ``covidlib predict``."""
-    from covidlib.engine.runs import predict_images
-
-    config_file = args.run / "config.json"
-    if not config_file.is_file():
-        raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
-    missing = [str(path) for path in args.images if not path.is_file()]
-    if missing:
-        raise CommandError(f"image file(s) not found: {', '.join(missing)}")
-    try:
-        table = predict_images(args.run, args.images, fold=args.fold, threshold=args.threshold)
-    except (FileNotFoundError, ValueError) as error:
-        raise CommandError(str(error)) from error
-    run_config = json.loads(config_file.read_text())
-    print(f"# {run_config['model']}, canvas {run_config['canvas'][0]}x{run_config['canvas'][1]},"
-          f" folds {', '.join(str(f) for f in table.attrs['folds'])}")
-    for row in table.itertuples(index=False):
-        print(f"{row.path}\t{row.probability:.4f}\t{row.label_name}")
     return 0

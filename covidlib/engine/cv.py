@@ -43,7 +43,7 @@ from covidlib.config import (
     config_differences,
     describe_differences,
 )
-from covidlib.evaluate.metrics import format_summary, summarize_folds
+from covidlib.evaluate.metrics import METRIC_NAMES, format_summary, summarize_folds
 from covidlib.utils.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -189,7 +189,10 @@ def load_or_assign_folds(
         table["fold"] = folds.to_numpy()
         atomic_write_text(path, table.to_csv(index=False))
         return folds
-    stored = pd.read_csv(path, dtype={"key": str, "group": str})
+    from covidlib.engine.runs import read_csv
+
+    stored = read_csv(path, ("key", "label", "fold"), dtype={"key": str, "group": str},
+                      hint="delete it (and the runs made with it)")
     keys = images[key].astype(str)
     lookup = stored.set_index("key")
     missing = sorted(set(keys) - set(lookup.index))
@@ -242,15 +245,12 @@ def check_run_config(run_dir: str | Path, config: ExperimentConfig) -> bool:
         >>> check_run_config(tempfile.mkdtemp(), ExperimentConfig("phantom", "squeezenet"))
         False
     """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
+    from covidlib.engine.runs import RunFolder
+
+    run = RunFolder(run_dir)
+    if not run.config_file.exists():
         return False
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RunConfigError(
-            f"{path} is not readable JSON ({error}); delete {run_dir} to start over."
-        ) from None
+    saved = run.read_config()  # names the file when it is not a JSON object
     wanted = config.to_dict()
     if config_differences(saved, wanted):
         raise RunConfigError(
@@ -282,17 +282,16 @@ def collect_run(
     run_dir: str | Path,
 ) -> tuple[dict[int, dict[str, float]], pd.DataFrame, pd.DataFrame]:
     """Return (metrics per finished fold, predictions, epoch logs) read from a run folder."""
-    from covidlib.engine.learner import EPOCH_LOG_FILE, METRICS_FILE, PREDICTIONS_FILE
-    from covidlib.engine.runs import finished_folds, fold_dir
+    from covidlib.engine.runs import RunFolder
 
+    run = RunFolder(run_dir)
     metrics: dict[int, dict[str, float]] = {}
     predictions, histories = [], []
-    for fold in finished_folds(run_dir):
-        folder = fold_dir(run_dir, fold)
-        values = json.loads((folder / METRICS_FILE).read_text())
-        metrics[fold] = {k: float(v) for k, v in values.items() if k != "fold"}
-        predictions.append(pd.read_csv(folder / PREDICTIONS_FILE))
-        history = pd.read_csv(folder / EPOCH_LOG_FILE)
+    for fold in run.finished_folds():
+        files = run.fold(fold)  # each read verifies the file's sha256 first
+        metrics[fold] = files.read_metrics()
+        predictions.append(files.read_predictions())
+        history = files.read_epochs()
         history.insert(0, "fold", fold)
         histories.append(history)
     columns = ["path", "label", "probability", "fold"]
@@ -422,7 +421,7 @@ def run_cv(
     from covidlib.data.registry import get_dataset
     from covidlib.data.sources import ensure_dataset
     from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
-    from covidlib.engine.runs import finished_folds, fold_dir
+    from covidlib.engine.runs import FoldLock, RunFolder
 
     say = log or (lambda _: None)
     runtime = runtime or RuntimeSettings()
@@ -467,23 +466,41 @@ def run_cv(
     say(f"{config.model} on {config.dataset} ({len(images)} images, {config.split} folds, "
         f"canvas {canvas[0]}x{canvas[1]}, {config.train.epochs} epochs, {device.type}) "
         f"-> {run_dir}")
+    run = RunFolder(run_dir)
     for fold in [only_fold] if only_fold is not None else available:
-        if fold in finished_folds(run_dir):  # read now: other machines may share the folder
+        files = run.fold(fold)
+        if files.is_finished():  # read now: other machines may share the folder
             say(f"fold {fold}: finished earlier, skipped")
             continue
-        started = time.perf_counter()
-        train_rows, test_rows = fold_rows(folds, fold)
-        epoch_log = [] if show_progress or log is None else [
-            EpochLog(say, fold, config.train.epochs)
-        ]
-        result = fit_fold(
-            config, images, train_rows, test_rows, dataset=index.name, device=device,
-            num_workers=runtime.num_workers, show_progress=show_progress, fold=fold,
-            fold_dir=fold_dir(run_dir, fold), callbacks=[*callbacks, *epoch_log],
-        )
+        with FoldLock(files.lock) as lock:  # released in a finally, even on Ctrl-C
+            if lock.stale_reason:
+                say(f"fold {fold}: {lock.took_over_message()}")
+            if not lock.acquired:
+                who = lock.holder.describe() if lock.holder else "another process"
+                say(f"fold {fold}: being trained by {who}, skipped")
+                continue
+            if files.is_finished():  # finished by the process that held the lock
+                say(f"fold {fold}: finished earlier, skipped")
+                continue
+            for problem in files.discard_broken():
+                say(f"fold {fold}: {problem}; retraining")
+            files.begin(run.read_config())
+            started = time.perf_counter()
+            train_rows, test_rows = fold_rows(folds, fold)
+            epoch_log = [] if show_progress or log is None else [
+                EpochLog(say, fold, config.train.epochs)
+            ]
+            result = fit_fold(
+                config, images, train_rows, test_rows, dataset=index.name, device=device,
+                num_workers=runtime.num_workers, show_progress=show_progress, fold=fold,
+                fold_dir=files.dir, callbacks=[*callbacks, *epoch_log],
+            )
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
-        metrics = "  ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+        metrics = "  ".join(f"{k} {result.metrics[k]:.3f}" for k in METRIC_NAMES)
         say(f"fold {fold}: {metrics}  ({time.perf_counter() - started:.1f} s{resumed})")
+    if not run.finished_folds():  # every fold was skipped: its trainer writes the summary
+        say("no fold of this run has finished yet: nothing to summarize")
+        return CVResult(run_dir, {}, pd.DataFrame(), pd.DataFrame(), folds, config)
     per_fold, predictions, history = collect_run(run_dir)
     summary = {
         "dataset": config.dataset,

@@ -69,6 +69,17 @@ METRICS_FILE = "metrics.json"
 
 
 def _lamb(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    from covidlib.engine.lamb import Lamb
+
+    return Lamb(
+        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _lamb_torch_optimizer(
+    params: Any, config: TrainConfig, lr: float | None = None
+) -> torch.optim.Optimizer:
     import torch_optimizer
 
     return torch_optimizer.Lamb(
@@ -97,9 +108,12 @@ def _sgd(params: Any, config: TrainConfig, lr: float | None = None) -> torch.opt
     )
 
 
-# One entry per optimizer: name -> builder(params, config, lr). LAMB is the paper's.
+# One entry per optimizer: name -> builder(params, config, lr). LAMB is the paper's;
+# "lamb" is covidlib's multi-tensor one (the same mathematics as torch_optimizer.Lamb, without
+# its host reads, see covidlib.engine.lamb), "lamb-torch-optimizer" the original.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "lamb": _lamb,
+    "lamb-torch-optimizer": _lamb_torch_optimizer,
     "adam": _adam,
     "adamw": _adamw,
     "sgd": _sgd,
@@ -236,11 +250,17 @@ class EpochCheckpoint(Callback):
         self.history.append(row)
         if self.fold_dir is None:
             return
+        from covidlib.engine.runs import FoldFiles, worker_id
+
+        files = FoldFiles(self.fold_dir)
+        row["worker"] = worker_id()  # host:pid of the trainer, in the log and the checkpoint
         if self.config.fold_model == "lowest_train_loss" and loss < previous_best:
-            _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()},
-                               self.fold_dir / BEST_FILE)
-        save_checkpoint(self.learn, self.fold_dir / CHECKPOINT_FILE, epoch + 1, self.history)
-        write_csv(pd.DataFrame(self.history), self.fold_dir / EPOCH_LOG_FILE)
+            with files.recording(files.best) as (best,):
+                _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()}, best)
+        with files.recording(files.checkpoint, files.epochs) as (checkpoint, log):
+            save_checkpoint(self.learn, checkpoint, epoch + 1, self.history)
+            files.write_epochs(self.history, log)
+        files.heartbeat()
 
 
 class EpochLog(Callback):
@@ -323,9 +343,14 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Load a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        ValueError: when the file is not a readable covidlib checkpoint (delete it to restart
-            the fold).
+        ValueError: when the file fails its checksum in the fold's ``files.json``
+            (:class:`covidlib.engine.runs.RunFolderError`) or is not a readable covidlib
+            checkpoint (delete it to restart the fold).
     """
+    from covidlib.engine.runs import FoldFiles
+
+    path = Path(path)
+    FoldFiles(path.parent).verify(path, hint="delete it to restart this fold")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a broken file
@@ -570,11 +595,15 @@ def train_fold(
             "fold": fold,
         }
     )
+    if "relpath" in test_table.columns:  # the image relative to the dataset root
+        predictions["relpath"] = test_table["relpath"].astype(str).to_numpy()
     metrics = binary_metrics(predictions["label"], predictions["probability"])
     if folder is not None:
-        write_csv(predictions, folder / PREDICTIONS_FILE)
-        _torch_save_atomic({"model": learner.model.state_dict()}, folder / MODEL_FILE)
-        write_json({"fold": fold, **metrics}, folder / METRICS_FILE)
+        from covidlib.engine.runs import FoldFiles
+
+        FoldFiles(folder).write_results(
+            learner.model.state_dict(), predictions, {"fold": fold, **metrics}, history
+        )
     return FoldResult(
         fold=fold,
         learner=learner,
@@ -733,7 +762,10 @@ __all__ = [
 
 
 def lamb_trust_ratios(model: torch.nn.Module, optimizer: Any) -> pd.DataFrame:
-    """Return, per parameter tensor, what ``torch_optimizer.Lamb`` measured in its last step.
+    """Return, per parameter tensor, what LAMB measured in its last step.
+
+    Works for :class:`covidlib.engine.lamb.Lamb` (the engine's default) and
+    ``torch_optimizer.Lamb``: both keep the same per-parameter state.
 
     Columns: ``name``, ``shape``, ``weight_norm`` (||w||, clipped at 10), ``update_norm``
     (||Adam step + weight decay * w||) and ``trust_ratio`` (their quotient: the factor LAMB
@@ -741,7 +773,7 @@ def lamb_trust_ratios(model: torch.nn.Module, optimizer: Any) -> pd.DataFrame:
 
     Args:
         model: the network whose parameters the optimizer updates.
-        optimizer: a ``torch_optimizer.Lamb`` or a fastai ``OptimWrapper`` around one, after
+        optimizer: a LAMB optimizer or a fastai ``OptimWrapper`` around one, after
             at least one ``step()``.
 
     Example:

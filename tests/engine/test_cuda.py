@@ -80,7 +80,7 @@ def test_gpu_trained_run_predicts_on_the_cpu(
     cv: Callable[..., CVResult], small_config: Callable[..., ExperimentConfig],
     phantom_root: Path, tmp_path: Path,
 ) -> None:
-    from covidlib.engine.runs import predict_images
+    from covidlib.engine.predict import predict_images
 
     config = small_config(model="resnet18", epochs=1, canvas_scale=0.2)
     result = cv(tmp_path, config=config, runtime=GPU, only_fold=0)

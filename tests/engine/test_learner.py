@@ -130,7 +130,7 @@ def test_fold_files_are_written(tmp_path: Path, tiny: TinyFactory) -> None:
     model, dls, table = tiny()
     train_fold(model, dls, table, cpu_config(epochs=2), fold_dir=tmp_path)
     log = pd.read_csv(tmp_path / EPOCH_LOG_FILE)
-    assert list(log.columns) == ["epoch", "train_loss", "lr", "seconds"]
+    assert list(log.columns) == ["epoch", "train_loss", "lr", "seconds", "worker"]
     assert len(log) == 2
     state = load_checkpoint(tmp_path / CHECKPOINT_FILE)
     assert state["epochs_done"] == 2
