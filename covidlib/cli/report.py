@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
     """Add the ``report`` command."""
     parser = subparsers.add_parser(
         "report",
-        help="Table 2 (mean ± std and 95% intervals) for run folders or stored results",
+        help="Table 2 (mean ± std and 95%% intervals) for run folders or stored results",
         description="Summarize each run's test folds: the paper's metrics and ROC-AUC in "
         "percent, mean ± sample std over folds, with a 95% t-interval over folds (or the "
         "bootstrap over the pooled test images, --interval bootstrap). --format json prints "

@@ -227,8 +227,10 @@ def letterbox_cache(
     if progress_enabled():
         from tqdm import tqdm
 
+        # disable=False: progress_enabled() has decided (a TQDM_DISABLE default must not undo it)
         results = tqdm(
-            results, total=len(paths), desc=f"letterbox {width}x{height}", file=sys.stderr
+            results, total=len(paths), desc=f"letterbox {width}x{height}", file=sys.stderr,
+            disable=False,
         )
     try:
         if file is not None:

@@ -156,7 +156,7 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
                               "folder of this covidlib; run `covidlib cv` again.")
         kind, dataset, model = "run", str(config["dataset"]), str(config["model"])
         n_folds = int(config["n_folds"])
-        profile = config.get("profile")
+        profile = config.get("profile") or profile_of(config)
         provenance = {"profile": profile, "weights": config.get("weights",
                                                                 config.get("pretrained"))}
         expected = list(range(n_folds)) if config.get("split") != "official" else [0]
@@ -178,6 +178,35 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
     predictions = pd.concat(tables, ignore_index=True)
     return ScoredRun(folder, kind, dataset, model, profile, len(expected), folds, predictions,
                      provenance)
+
+
+def profile_of(config: Mapping[str, Any]) -> str | None:
+    """Name the profile whose experiment ``config`` (a run's ``config.json``) is, if any.
+
+    A run made with a profile's defaults (seed, split and fold count aside) is labelled with
+    that profile; anything else is ``"custom"``; ``None`` when the file is no experiment.
+
+    Example:
+        >>> from covidlib.config import get_profile
+        >>> profile_of(get_profile("quick").experiment("phantom", "resnet18", seed=2).to_dict())
+        'quick'
+        >>> profile_of(get_profile("quick").experiment("phantom", "resnet18", epochs=1).to_dict())
+        'custom'
+    """
+    from covidlib.config import PROFILES, ExperimentConfig
+
+    try:
+        saved = ExperimentConfig.from_dict(config)
+    except (TypeError, ValueError):
+        return None
+    for name, profile in PROFILES.items():
+        candidate = profile.experiment(
+            saved.dataset, saved.model, seed=saved.seed, split=saved.split,
+            n_folds=saved.n_folds, canvas=saved.canvas, skip_problems=saved.skip_problems,
+        )
+        if candidate == saved:
+            return name
+    return "custom"
 
 
 def summarize_scored(

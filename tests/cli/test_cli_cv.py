@@ -61,6 +61,15 @@ def test_cv_and_predict_on_a_small_phantom(
     assert main(args) == 0  # a rerun skips every finished fold
     assert capsys.readouterr().out.count("skipped") == 5
 
+    # the run reads back as Table 2 and compares with itself as a tie
+    assert main(["report", str(run_dir), "--paper", "--format", "md", "--resamples", "200"]) == 0
+    table = capsys.readouterr().out
+    assert "| phantom" in table and "squeezenet" in table and "run (custom)" in table
+    assert "| paper " not in table  # the paper has no row for the phantom
+    assert main(["compare", str(run_dir), str(run_dir), "--json"]) == 0
+    tie = json.loads(capsys.readouterr().out)
+    assert tie["accuracy_difference"] == 0 and tie["mcnemar_p"] == 1.0
+
     images = sorted(small_phantom.glob("*/phantom_*.png"))[:2]
     assert main(["predict", "--run", str(run_dir), "--fold", "2", *map(str, images)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
