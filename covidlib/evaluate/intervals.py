@@ -180,8 +180,6 @@ def pooled_bootstrap(
         >>> low < 0.86 < high
         True
     """
-    from sklearn.metrics import roc_auc_score
-
     truth = np.asarray(y_true, dtype=float).ravel()
     scores = np.asarray(y_score, dtype=float).ravel()
     unknown = sorted(set(names) - set(_FROM_COUNTS) - {"roc_auc"})
@@ -202,7 +200,15 @@ def pooled_bootstrap(
         return statistic
 
     def auc(y: np.ndarray, s: np.ndarray) -> float:
-        return float(roc_auc_score(y, s)) if 0 < y.sum() < y.size else 0.5
+        # The Mann-Whitney form of ROC-AUC (ties count half, as in scikit-learn's): about 10x
+        # faster than roc_auc_score, which matters at 2,000 resamples per run in the book.
+        positives = float(y.sum())
+        if not 0 < positives < y.size:
+            return 0.5
+        ranks = stats.rankdata(s)
+        negatives = y.size - positives
+        return float((ranks[y == 1].sum() - positives * (positives + 1) / 2)
+                     / (positives * negatives))
 
     return {
         name: bootstrap_interval(

@@ -105,3 +105,16 @@ def test_mean_roc_and_calibration() -> None:
     assert 0 < curve.attrs["brier"] < 0.25
     with pytest.raises(ValueError, match="both classes"):
         mean_roc(table.assign(label=0))
+
+
+def test_pooled_bootstrap_auc_matches_scikit_learn_on_the_full_sample() -> None:
+    """The resampled AUC uses the Mann-Whitney form; with ties it equals roc_auc_score."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, 300)
+    scores = np.round(np.clip(truth * 0.2 + rng.random(300) * 0.8, 0, 1), 1)  # many ties
+    low, high = pooled_bootstrap(truth, scores, names=("roc_auc",), n_resamples=300)["roc_auc"]
+    assert low <= roc_auc_score(truth, scores) <= high
+    # a degenerate resample statistic reaches the estimate itself when nothing varies
+    assert pooled_bootstrap(truth, truth * 0.9, names=("roc_auc",))["roc_auc"][1] == 1.0
