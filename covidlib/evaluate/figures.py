@@ -71,7 +71,8 @@ def plot_metrics(
     ax.set_xticks(positions, [m.replace("_", "-") for m in REPORT_METRICS])
     ax.set_ylabel("percent")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=min(len(series), 4), loc="upper center",
+              bbox_to_anchor=(0.5, -0.1), frameon=False)  # below the axes, off the bars
     shown = "95% t-interval over folds" if interval == "t" else "95% bootstrap interval"
     ax.set_title(f"Test metrics, mean over folds with {shown}; paper: mean ± std", fontsize=9)
     return ax
