@@ -44,11 +44,16 @@ def register(subparsers: Any) -> None:
 
 
 def check_threshold(value: float) -> None:
-    """Refuse a threshold outside [0, 1]."""
+    """Refuse a threshold outside [0, 1] (or NaN), naming the flag."""
     from covidlib.cli import CommandError
+    from covidlib.engine.predict import check_threshold as valid_threshold
 
-    if not 0.0 <= value <= 1.0:
-        raise CommandError(f"--threshold {value} is not a probability; use a value in [0, 1].")
+    try:
+        valid_threshold(value)
+    except ValueError:
+        raise CommandError(
+            f"--threshold {value} is not a probability; use a value in [0, 1]."
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

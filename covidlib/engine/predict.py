@@ -104,15 +104,10 @@ def load_fold_model(run_dir: str | Path, fold: int) -> torch.nn.Module:
 
 
 def _letterboxed(paths: Sequence[str], canvas: tuple[int, int]) -> np.ndarray:
-    """Decode and letterbox images exactly as the training cache does (uint8, N x H x W)."""
-    from covidlib.data.images import load_grayscale
-    from covidlib.transforms.geometry import resize_to_canvas
+    """Decode and letterbox images with the training cache's own code (uint8, N x H x W)."""
+    from covidlib.data.cache import letterbox_cache
 
-    return np.stack([
-        np.asarray(resize_to_canvas(load_grayscale(p), canvas, mode="letterbox", fill=0,
-                                    resample="bilinear")[0], dtype=np.uint8)
-        for p in paths
-    ])
+    return np.asarray(letterbox_cache(list(paths), canvas, persist=False).pixels)
 
 
 def predict_images(

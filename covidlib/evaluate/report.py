@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covidlib.engine.runs import RunFolder
 from covidlib.evaluate.compare import compare_correct
 from covidlib.evaluate.intervals import pooled_bootstrap
 from covidlib.evaluate.metrics import COUNT_NAMES, binary_metrics, summarize_folds
@@ -121,8 +122,9 @@ def _fold_folders(folder: Path) -> dict[int, Path]:
 def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
     """Read the predictions of a run folder or a stored result.
 
-    A fold of a run folder counts when it has finished (its ``metrics.json`` and
-    ``predictions.csv`` exist); a stored result lists its folds in ``provenance.json``.
+    A fold of a run folder counts when it has finished: its result files are recorded in
+    ``files.json`` and verify (:class:`covidlib.engine.runs.RunFolder`); a stored result
+    lists its folds in ``provenance.json``.
 
     Args:
         path: the folder.
@@ -137,6 +139,7 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
     if not folder.is_dir():
         raise ReportError(f"{folder} is not a folder; pass a run folder of `covidlib cv` or a "
                           "stored result.")
+    ready: dict[int, Any]  # fold -> its predictions file (stored) or FoldFiles (run folder)
     if (folder / PROVENANCE_FILE).is_file():
         provenance = _read_json(folder / PROVENANCE_FILE)
         missing_keys = [k for k in ("dataset", "model", "n_folds") if k not in provenance]
@@ -147,7 +150,8 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
         expected = [int(k) for k in provenance.get("folds", range(n_folds))]
         ready = {k: f / "predictions.csv" for k, f in _fold_folders(folder).items()
                  if (f / "predictions.csv").is_file()}
-        why = "no predictions.csv"
+        why = "without predictions"
+        reasons: dict[int, str] = {}
     elif (folder / "config.json").is_file():
         config = _read_json(folder / "config.json")
         missing_keys = [k for k in ("dataset", "model", "n_folds") if k not in config]
@@ -160,21 +164,28 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
         provenance = {"profile": profile, "weights": config.get("weights",
                                                                 config.get("pretrained"))}
         expected = list(range(n_folds)) if config.get("split") != "official" else [0]
-        ready = {k: f / "predictions.csv" for k, f in _fold_folders(folder).items()
-                 if (f / "metrics.json").is_file() and (f / "predictions.csv").is_file()}
-        why = "not finished (no metrics.json or predictions.csv)"
+        # The run-folder layout verifies each fold's files against files.json (sizes here,
+        # the full sha256 when a file is read): nothing unverified is scored.
+        run = RunFolder(folder)
+        ready = {k: run.fold(k) for k in run.finished_folds()}
+        why = "not finished"
+        reasons = {k: "; ".join(run.fold(k).problems()) or "no results"
+                   for k in expected if k not in ready}
     else:
         raise ReportError(f"{folder} is neither a run folder (config.json) nor a stored result "
                           f"({PROVENANCE_FILE}); pass the folder `covidlib cv` printed.")
     missing = [k for k in expected if k not in ready]
     if missing and (not allow_partial or len(missing) == len(expected)):
         detail = ", ".join(f"fold-{k}" for k in missing)
+        if reasons:
+            detail += " (" + "; ".join(f"fold-{k}: {reasons[k]}" for k in missing) + ")"
         hint = ("" if len(missing) == len(expected)
                 else "; pass --allow-partial to summarize the rest")
         raise ReportError(f"{folder}: {len(missing)} of {len(expected)} folds are {why}: "
                           f"{detail}{hint}.")
     folds = [k for k in expected if k in ready]
-    tables = [_read_predictions(ready[k], k) for k in folds]
+    tables = [ready[k].read_predictions() if kind == "run" else _read_predictions(ready[k], k)
+              for k in folds]
     predictions = pd.concat(tables, ignore_index=True)
     return ScoredRun(folder, kind, dataset, model, profile, len(expected), folds, predictions,
                      provenance)

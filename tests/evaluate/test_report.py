@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from covidlib.cli import main
+from covidlib.engine.runs import FoldFiles
 from covidlib.evaluate.report import (
     REPORT_METRICS,
     ReportError,
@@ -40,9 +41,7 @@ def make_run(folder: Path, dataset: str = "phantom", model: str = "resnet18", n_
         table = pd.DataFrame({"path": [f"/data/img{i}.png" for i in np.flatnonzero(rows)],
                               "relpath": [f"img{i}.png" for i in np.flatnonzero(rows)],
                               "label": labels[rows], "probability": scores[rows], "fold": fold})
-        (folder / f"fold-{fold}").mkdir()
-        table.to_csv(folder / f"fold-{fold}" / "predictions.csv", index=False)
-        (folder / f"fold-{fold}" / "metrics.json").write_text("{}")
+        FoldFiles(folder / f"fold-{fold}").write_results({}, table, {"fold": fold}, [])
     return folder
 
 
