@@ -48,7 +48,7 @@ from covidlib.transforms.geometry import (
     resize_to_canvas,
     stretch_placement,
 )
-from covidlib.utils.fileio import atomic_path
+from covidlib.utils.fileio import atomic_path, exclusive_lock
 
 __all__ = ["CACHE_VERSION", "LetterboxCache", "letterbox_cache"]
 
@@ -186,7 +186,7 @@ def letterbox_cache(
         ...
         ValueError: a persisted letterbox cache is named after its dataset: pass dataset=...
     """
-    from covidlib.config import data_dir, progress_enabled
+    from covidlib.config import data_dir
 
     if persist and dataset is None:
         raise ValueError(
@@ -213,10 +213,44 @@ def letterbox_cache(
         folder = Path(cache_dir) if cache_dir is not None else data_dir() / "cache"
         file = folder / f"{dataset}-{column}-{mode}-{width}x{height}-{key}.npy"
 
-    if file is not None and file.is_file():
-        pixels = np.load(file, mmap_mode="r")
-        if pixels.shape == (len(paths), height, width) and pixels.dtype == np.uint8:
-            return LetterboxCache(pixels, stored_paths, canvas, placements or (), file, built=False)
+    if file is not None:
+        stored = _load_stored(file, (len(paths), height, width))
+        if stored is not None:
+            return LetterboxCache(stored, stored_paths, canvas, placements or (), file, built=False)
+        # Runners started together build it once: the others wait, then load that file.
+        with exclusive_lock(file.parent / "locks" / f"{file.name}.lock"):
+            stored = _load_stored(file, (len(paths), height, width))
+            if stored is not None:
+                return LetterboxCache(stored, stored_paths, canvas, placements or (), file,
+                                      built=False)
+            return _build(paths, stored_paths, canvas, placements, file, column, mode, fill,
+                          resample, num_workers)
+    return _build(paths, stored_paths, canvas, placements, file, column, mode, fill, resample,
+                  num_workers)
+
+
+def _load_stored(file: Path, shape: tuple[int, int, int]) -> np.ndarray | None:
+    if not file.is_file():
+        return None
+    pixels = np.load(file, mmap_mode="r")
+    return pixels if pixels.shape == shape and pixels.dtype == np.uint8 else None
+
+
+def _build(
+    paths: list[str | None],
+    stored_paths: tuple[str, ...],
+    canvas: tuple[int, int],
+    placements: tuple[Placement, ...] | None,
+    file: Path | None,
+    column: str,
+    mode: str,
+    fill: int,
+    resample: str,
+    num_workers: int,
+) -> LetterboxCache:
+    from covidlib.config import progress_enabled
+
+    width, height = canvas
 
     def decode(path: str | None) -> tuple[np.ndarray, Placement | None]:
         return _decode_one(path, canvas, mode, fill, resample)

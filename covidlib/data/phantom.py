@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from covidlib.utils.fileio import atomic_dir
+from covidlib.utils.fileio import atomic_dir, exclusive_lock
 
 if TYPE_CHECKING:
     from covidlib.config import Profile
@@ -752,18 +752,23 @@ def generate_phantom(
     _check_seed(seed)
     _check_difficulty(difficulty)
     out = Path(out_dir)
-    if out.exists() or out.is_symlink():
-        if is_current(out, n, seed, difficulty):
-            return out
-        _refuse_to_replace(out, overwrite)
-    try:
-        # An old phantom is replaced only once the new one is complete.
-        with atomic_dir(out, replace=True) as tmp:
-            _write_phantom(tmp, n, seed, difficulty)
-    except FileExistsError:
-        # Another process may have finished the same phantom first: that is fine.
-        if not is_current(out, n, seed, difficulty):
-            raise
+    if is_current(out, n, seed, difficulty):
+        return out
+    # Runners started together build it once: the others wait here, then find it current.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out.parent):
+        if out.exists() or out.is_symlink():
+            if is_current(out, n, seed, difficulty):
+                return out
+            _refuse_to_replace(out, overwrite)
+        try:
+            # An old phantom is replaced only once the new one is complete.
+            with atomic_dir(out, replace=True) as tmp:
+                _write_phantom(tmp, n, seed, difficulty)
+        except FileExistsError:
+            # Another process may have finished the same phantom first: that is fine.
+            if not is_current(out, n, seed, difficulty):
+                raise
     return out
 
 

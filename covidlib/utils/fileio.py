@@ -202,3 +202,35 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``path``, waiting for it if needed.
+
+    For work several processes may start at once (generating a dataset, building a cache,
+    rewriting a run's summary): the first builds, the others wait and then find it built.
+    ``path`` is a lock file (created if missing) or an existing folder (locked as is, which
+    leaves nothing behind). The kernel releases the lock when its holder exits, even on a
+    crash, so it is never stale.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> lock = pathlib.Path(tempfile.mkdtemp()) / "build.lock"
+        >>> with exclusive_lock(lock):
+        ...     lock.exists()
+        True
+    """
+    import fcntl
+
+    target = Path(path)
+    if target.is_dir():
+        fd = os.open(target, os.O_RDONLY)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield target
+    finally:
+        os.close(fd)  # closing releases the lock
