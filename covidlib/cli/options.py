@@ -28,19 +28,41 @@ from covidlib.config import (
 )
 
 
-def add_experiment_options(parser: argparse.ArgumentParser) -> None:
+def add_experiment_options(
+    parser: argparse.ArgumentParser, *, several: bool = False, runtime: bool = True
+) -> None:
     """Add --dataset --root --model --profile --split --folds --seed --epochs --batch-size
-    --lr --weights --skip-problems (the experiment) and --device --workers (the runtime)."""
+    --lr --weights --skip-problems (the experiment) and --device --workers (the runtime).
+
+    Args:
+        parser: the command's parser.
+        several: a grid: ``--dataset(s)``, ``--model(s)`` and ``--seed(s)`` take several
+            values (default: the profile's dataset, every model, seed 0); read them with
+            :func:`experiments_from_args`.
+        runtime: add the runtime group (a grid command has its own).
+    """
     group = parser.add_argument_group("experiment (defaults: the profile's)")
     group.add_argument("--profile", choices=sorted(PROFILES),
                        help="run profile (default: COVIDLIB_PROFILE, else quick)")
-    group.add_argument("--dataset", help="dataset name (covidlib datasets list)")
+    if several:
+        group.add_argument("--dataset", "--datasets", dest="dataset", nargs="+",
+                           help="dataset names (default: the profile's)")
+    else:
+        group.add_argument("--dataset", help="dataset name (covidlib datasets list)")
     group.add_argument("--root", type=Path, help="dataset folder (default: the registry's)")
-    group.add_argument("--model", required=True, help="model name (covidlib models list)")
+    if several:
+        group.add_argument("--model", "--models", dest="model", nargs="+",
+                           help="model names (default: all 12 of the paper)")
+    else:
+        group.add_argument("--model", required=True, help="model name (covidlib models list)")
     group.add_argument("--split", choices=SPLIT_STRATEGIES, default="stratified",
                        help="fold strategy (default stratified)")
     group.add_argument("--folds", type=int, help="number of folds")
-    group.add_argument("--seed", type=int, default=0, help="seed of folds and training")
+    if several:
+        group.add_argument("--seed", "--seeds", dest="seed", type=int, nargs="+", default=[0],
+                           help="seeds of folds and training (default 0)")
+    else:
+        group.add_argument("--seed", type=int, default=0, help="seed of folds and training")
     group.add_argument("--epochs", type=int, help="epochs per fold")
     group.add_argument("--batch-size", type=int, help="images per batch")
     group.add_argument("--lr", type=float, help="initial learning rate")
@@ -48,10 +70,12 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
                        help="initial weights: random, imagenet or a weights file")
     group.add_argument("--skip-problems", action="store_true",
                        help="leave unreadable images out (they are listed in the run folder)")
-    runtime = parser.add_argument_group("runtime (not part of the experiment)")
-    runtime.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    runtime.add_argument("--workers", type=int, default=0,
-                         help="threads decoding images into the letterbox cache")
+    if not runtime:
+        return
+    settings = parser.add_argument_group("runtime (not part of the experiment)")
+    settings.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    settings.add_argument("--workers", type=int, default=0,
+                          help="threads decoding images into the letterbox cache")
 
 
 def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, RuntimeSettings]:
@@ -74,3 +98,35 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
     config = profile.experiment(args.dataset, args.model, **overrides)
     runtime = RuntimeSettings(device=args.device, num_workers=args.workers)
     return config, runtime
+
+
+def experiments_from_args(
+    args: argparse.Namespace, **extra: Any
+) -> list[ExperimentConfig]:
+    """Return one experiment per dataset, model and seed the grid options ask for
+    (:func:`add_experiment_options` with ``several=True``); ``extra`` overrides more.
+
+    Raises:
+        ValueError: a value the config refuses, naming it.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_experiment_options(parser, several=True, runtime=False)
+        >>> args = parser.parse_args(["--models", "squeezenet", "resnet18", "--seeds", "0", "1"])
+        >>> [(c.model, c.seed) for c in experiments_from_args(args)][:3]
+        [('squeezenet', 0), ('squeezenet', 1), ('resnet18', 0)]
+    """
+    from covidlib.models.registry import list_models
+
+    profile = get_profile(args.profile)
+    overrides: dict[str, Any] = {"split": args.split, "skip_problems": bool(args.skip_problems)}
+    for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
+                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights")):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[key] = value
+    overrides.update(extra)
+    datasets = args.dataset or [profile.dataset]
+    models = args.model or list(list_models())
+    return [profile.experiment(dataset, model, seed=seed, **overrides)
+            for dataset in datasets for model in models for seed in args.seed]

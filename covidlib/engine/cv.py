@@ -44,7 +44,7 @@ from covidlib.config import (
     describe_differences,
 )
 from covidlib.evaluate.metrics import METRIC_NAMES, format_summary, summarize_folds
-from covidlib.utils.fileio import atomic_write_text
+from covidlib.utils.fileio import atomic_write_text, exclusive_lock
 
 if TYPE_CHECKING:
     from fastai.callback.core import Callback
@@ -435,6 +435,10 @@ def run_cv(
         raise FileNotFoundError(
             f"weights file {config.weights} not found; pass 'random', 'imagenet' or a file."
         )
+    if config.weights == "imagenet":  # offline without the weights: refuse before writing
+        from covidlib.models.factory import require_imagenet_weights
+
+        require_imagenet_weights(config.model)
     device = runtime.torch_device()
     show_progress = runtime.show_progress()
     runs_root = Path(out) if out is not None else Path("runs")
@@ -501,16 +505,19 @@ def run_cv(
     if not run.finished_folds():  # every fold was skipped: its trainer writes the summary
         say("no fold of this run has finished yet: nothing to summarize")
         return CVResult(run_dir, {}, pd.DataFrame(), pd.DataFrame(), folds, config)
-    per_fold, predictions, history = collect_run(run_dir)
-    summary = {
-        "dataset": config.dataset,
-        "model": config.model,
-        "split": config.split,
-        "complete": sorted(per_fold) == available,
-        **summarize_folds(per_fold),
-    }
-    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+    # Several processes may finish folds of this run at once (a grid): the run-level files
+    # are read and rewritten under the run's lock, so the last writer sees every fold.
+    with exclusive_lock(run.lock_file):
+        per_fold, predictions, history = collect_run(run_dir)
+        summary = {
+            "dataset": config.dataset,
+            "model": config.model,
+            "split": config.split,
+            "complete": sorted(per_fold) == available,
+            **summarize_folds(per_fold),
+        }
+        atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     if log is not None:
         say(format_summary(summary))
     return CVResult(run_dir, summary, predictions, history, folds, config)

@@ -568,6 +568,9 @@ def train_fold(
         with _progress_on_stderr(show):
             learner.fit(remaining, lr=config.lr, wd=config.weight_decay, cbs=cbs)
     if config.fold_model == "lowest_train_loss" and folder is not None:
+        from covidlib.engine.runs import FoldFiles
+
+        FoldFiles(folder).verify(folder / BEST_FILE, hint="delete the fold folder to retrain it")
         best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
         learner.model.load_state_dict(best["model"])
     with _progress_on_stderr(show):

@@ -15,6 +15,7 @@ A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds::
         metrics.json     the fold's test metrics
         files.json       sha256 and size of every file above, and the run that made them
         train.lock       exists while a process trains the fold
+    run.lock             locked while summary.json and predictions.csv are rewritten
 
 Nothing in a run folder is trusted blindly. Every file of a fold is recorded in
 ``files.json`` when it is written, by its name relative to the fold folder (a moved or
@@ -571,6 +572,11 @@ class RunFolder:
     def predictions_file(self) -> Path:
         return self.path / "predictions.csv"
 
+    @property
+    def lock_file(self) -> Path:
+        """Held (``flock``) while a process rewrites the run-level files (summary, predictions)."""
+        return self.path / "run.lock"
+
     def fold(self, fold: int) -> FoldFiles:
         """Return the files of fold ``fold``."""
         return FoldFiles(self.path / f"fold-{int(fold)}")
@@ -829,6 +835,29 @@ class FoldLock:
         """Return what to say after taking over a stale lock."""
         who = self.took_over.describe() if self.took_over is not None else "an unknown process"
         return f"took over the stale lock of {who} ({self.stale_reason})"
+
+
+def lock_state(path: str | Path) -> tuple[LockInfo | None, str] | None:
+    """Return ``(holder, stale reason)`` of a fold lock ('' when live), ``None`` without one.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "train.lock"
+        >>> lock_state(path) is None
+        True
+        >>> with FoldLock(path):
+        ...     holder, stale = lock_state(path)
+        >>> holder.pid == os.getpid(), stale
+        (True, '')
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    info = LockInfo.parse(raw)
+    return info, FoldLock(path)._stale(info, mtime)
 
 
 # -- functions kept for callers of the flat API ---------------------------------------------

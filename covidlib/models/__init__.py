@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "model_table": "covidlib.models.registry",
     "network_available": "covidlib.models.factory",
     "paper_table1": "covidlib.models.registry",
+    "require_imagenet_weights": "covidlib.models.factory",
     "shuffle_permutation": "covidlib.models.inspection",
     "stage_modules": "covidlib.models.inspection",
     "to_model_input": "covidlib.models.inspection",

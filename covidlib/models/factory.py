@@ -40,6 +40,7 @@ __all__ = [
     "BackboneMismatchError",
     "WeightsLocation",
     "WeightsNotCachedError",
+    "require_imagenet_weights",
     "create_model",
     "get_module",
     "load_backbone",
@@ -231,7 +232,27 @@ def network_available(url: str, timeout: float = NETWORK_PROBE_TIMEOUT_S) -> boo
         return False
 
 
-def _build_imagenet(spec: ModelSpec) -> nn.Module:
+def require_imagenet_weights(name: str) -> WeightsLocation:
+    """Return where a model's ImageNet weights are, refusing at once when they cannot be had.
+
+    Callers that write files before building the model (``run_cv``) ask first.
+
+    Raises:
+        WeightsNotCachedError: not cached and the network is unreachable (or switched off).
+
+    Example:
+        >>> import os
+        >>> os.environ["COVIDLIB_OFFLINE"] = "1"
+        >>> import torch
+        >>> os.environ["TORCH_HOME"], old = "/nonexistent", os.environ.get("TORCH_HOME")
+        >>> require_imagenet_weights("squeezenet")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        covidlib.models.factory.WeightsNotCachedError: ImageNet weights for squeezenet ...
+        >>> del os.environ["COVIDLIB_OFFLINE"]
+        >>> _ = os.environ.pop("TORCH_HOME") if old is None else os.environ.update(TORCH_HOME=old)
+    """
+    spec = get_spec(name)
     location = weights_location(spec.name)
     if location.cached is None and not network_available(location.url):
         raise WeightsNotCachedError(
@@ -240,6 +261,11 @@ def _build_imagenet(spec: ModelSpec) -> nn.Module:
             f"{location.folder}/ as {location.filename!r} (the {location.source} cache), "
             f"or pass the file as create_model({spec.name!r}, pretrained='<path>')."
         )
+    return location
+
+
+def _build_imagenet(spec: ModelSpec) -> nn.Module:
+    location = require_imagenet_weights(spec.name)
     if spec.library == "torchvision":
         import torchvision
 
