@@ -66,6 +66,8 @@ def add_experiment_options(
     group.add_argument("--epochs", type=int, help="epochs per fold")
     group.add_argument("--batch-size", type=int, help="images per batch")
     group.add_argument("--lr", type=float, help="initial learning rate")
+    group.add_argument("--canvas-scale", type=float,
+                       help="factor on each model's canvas (1.0 = the paper's Table 1)")
     group.add_argument("--weights",
                        help="initial weights: random, imagenet or a weights file")
     group.add_argument("--skip-problems", action="store_true",
@@ -91,7 +93,8 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
         "skip_problems": bool(args.skip_problems),
     }
     for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
-                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights")):
+                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights"),
+                        ("canvas_scale", "canvas_scale")):
         value = getattr(args, option)
         if value is not None:
             overrides[key] = value
@@ -121,7 +124,8 @@ def experiments_from_args(
     profile = get_profile(args.profile)
     overrides: dict[str, Any] = {"split": args.split, "skip_problems": bool(args.skip_problems)}
     for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
-                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights")):
+                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights"),
+                        ("canvas_scale", "canvas_scale")):
         value = getattr(args, option)
         if value is not None:
             overrides[key] = value

@@ -1,8 +1,10 @@
 """The local executor: N worker processes on this machine, and the progress display.
 
-Each worker is ``python -m covidlib.grid.worker`` with ``cores // workers`` torch threads;
+Each worker is ``python -m covidlib.grid.worker`` with ``cores // workers`` torch threads
+(a single worker without GPUs runs in this process);
 with GPUs, worker ``i`` sees only GPU ``gpus[i % len(gpus)]`` (``CUDA_VISIBLE_DEVICES``), so
-one worker per GPU, or several sharing one. Their logs go to ``DIR/logs/worker-<i>.log``;
+one worker per GPU, or several sharing one. Their logs go to
+``DIR/logs/worker-<i>-<host>-<pid>.log`` (one per worker and run);
 this process shows the tasks done, folds per hour and the estimated time left (a bar on a
 terminal, one line per finished task otherwise: :func:`covidlib.config.progress_enabled`).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -121,11 +124,14 @@ def run_local(
         f"{workers} worker(s), {threads} thread(s) each"
         + (f", GPUs {','.join(map(str, gpus))}" if gpus else "")
         + f"; logs in {logs}")
+    if workers == 1 and not gpus:
+        return _run_here(plan.dir, logs, device, threads, status, log)
     processes = []
     handles = []
     try:
         for index in range(workers):
-            handle = open(logs / f"worker-{index}.log", "a", encoding="utf-8")  # noqa: SIM115
+            name = f"worker-{index}-{socket.gethostname()}-{os.getpid()}.log"  # one per run
+            handle = open(logs / name, "a", encoding="utf-8")  # noqa: SIM115
             handles.append(handle)
             command = [sys.executable, "-m", "covidlib.grid.worker", str(plan.dir),
                        "--index", str(index), "--count", str(workers),
@@ -155,6 +161,32 @@ def run_local(
         for handle in handles:
             handle.close()
     return status
+
+
+def _run_here(
+    grid_dir: Path, logs: Path, device: str, threads: int, status: GridStatus,
+    log: Callable[[str], None] | None,
+) -> GridStatus:
+    """One worker: run it in this process (no second interpreter to start)."""
+    from covidlib.config import RuntimeSettings
+    from covidlib.grid.worker import run_worker
+
+    plan = status.plan
+    progress = _Progress(len(plan.tasks), status.counts()["done"], log)
+    name = f"worker-0-{socket.gethostname()}-{os.getpid()}.log"
+    with open(logs / name, "a", encoding="utf-8") as handle:
+
+        def write(line: str) -> None:
+            handle.write(line + "\n")
+            handle.flush()
+
+        try:
+            run_worker(grid_dir, RuntimeSettings(device=device, progress=False),
+                       threads=threads, log=write,
+                       after_task=lambda: progress.update(grid_status(plan).counts()["done"]))
+        finally:
+            progress.close()
+    return grid_status(plan)
 
 
 def check_outcome(status: GridStatus) -> str:

@@ -147,6 +147,7 @@ def run_worker(
     count: int = 1,
     threads: int | None = None,
     log: Callable[[str], None] | None = print,
+    after_task: Callable[[], None] | None = None,
 ) -> list[str]:
     """Work through the plan of ``grid_dir`` until no task is left to claim; return the ids
     of the tasks that failed in this worker.
@@ -161,6 +162,7 @@ def run_worker(
         count: how many workers share the plan.
         threads: torch threads (default: all cores).
         log: where progress lines go.
+        after_task: called after each task this worker tried (a progress display).
     """
     plan = read_plan(grid_dir)
     runtime = runtime or RuntimeSettings(progress=False)
@@ -176,6 +178,8 @@ def run_worker(
             continue
         if not run_task(plan, task, runtime, log):
             failed.append(task.id)
+        if after_task is not None:
+            after_task()
     return failed
 
 
