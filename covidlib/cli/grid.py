@@ -116,8 +116,9 @@ def run_grid(args: argparse.Namespace) -> int:
         if not jobs:
             print("nothing to submit: every task is done or running")
             return 0
-        print(f"submitted {len(jobs)} fold task(s) as SLURM job array {jobs[0].job_id.split('_')[0]}"
-              f"; follow it with covidlib grid status --out {args.out}")
+        array = jobs[0].job_id.split("_")[0]
+        print(f"submitted {len(jobs)} fold task(s) as SLURM job array {array}; follow it "
+              f"with covidlib grid status --out {args.out}")
         return 0
     status = run_local(args.out, workers=args.workers, gpus=args.gpus, device=args.device)
     problem = check_outcome(status)

@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
               f"{args.out} (same options) skips the finished folds")
         return code
     report = Path(args.out) / "report"
-    lines = render_report(plan, report)
+    # a smoke run checks the pipeline: fewer bootstrap resamples are plenty there
+    lines = render_report(plan, report, n_resamples=500 if args.subset == "smoke" else 2000)
     commands = registered_commands()
     for command, figure in (("tsne", "t-SNE"), ("gradcam", "Grad-CAM")):
         if command not in commands:

@@ -106,7 +106,9 @@ def test_two_grid_runs_started_together_train_each_fold_once(
     assert len(caches) == 1  # one letterbox cache, built by one of them
 
 
-def test_bad_options_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["grid", "status", "--out", str(tmp_path)]) == 2
     assert "holds no grid plan" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -1,0 +1,39 @@
+"""`covidlib reproduce --subset smoke` end to end: plan, run, and the report folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from covidlib.cli import main
+from covidlib.cli.reproduce import registered_commands
+from covidlib.grid.status import grid_status
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_smoke_reproduction_writes_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    out = tmp_path / "study"
+    assert main(["reproduce", "--out", str(out), "--subset", "smoke", "--device", "cpu"]) == 0
+    assert grid_status(out).counts() == {"done": 4, "running": 0, "failed": 0, "pending": 0,
+                                         "total": 4}
+    report = out / "report"
+    table1 = pd.read_csv(report / "table1.csv")
+    assert table1["name"].tolist() == ["squeezenet", "resnet18"]
+    table2 = pd.read_csv(report / "table2-phantom.csv")
+    assert sorted(table2["model"]) == ["resnet18", "squeezenet"]
+    assert (table2["folds"] == 2).all()
+    assert (report / "confusion-phantom.png").stat().st_size > 1000
+    index = (report / "README.md").read_text()
+    assert "Table 2 (phantom, 2 runs)" in index
+    for command, figure in (("tsne", "t-SNE"), ("gradcam", "Grad-CAM")):
+        if command not in registered_commands():
+            assert f"{figure}: skipped, `covidlib {command}` is not part" in index
+    assert f"report: {report}" in capsys.readouterr().err
