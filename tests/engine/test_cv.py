@@ -319,3 +319,16 @@ def test_fit_first_fold_follows_the_profile(
     assert len(result.history) == 1
     assert len(result.predictions) == n_test
     assert result.predictions["label"].nunique() == 2
+
+
+def test_offline_imagenet_weights_are_refused_before_config_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from covidlib.models.factory import WeightsNotCachedError
+
+    monkeypatch.setenv("COVIDLIB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    config = get_profile("quick").experiment("phantom", "squeezenet", weights="imagenet")
+    with pytest.raises(WeightsNotCachedError, match="not cached"):
+        run_cv(config, RuntimeSettings(device="cpu"), out=tmp_path / "runs", log=None)
+    assert not list((tmp_path / "runs").rglob("config.json"))
