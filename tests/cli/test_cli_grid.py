@@ -114,3 +114,22 @@ def test_bad_options_are_one_line_errors(
     with pytest.raises(SystemExit):
         main(["grid", "run", "--out", str(tmp_path), "--gpus", "a,b"])
     assert "not a list of GPU numbers" in capsys.readouterr().err
+
+
+def test_grid_plan_takes_the_experiment_options_of_cv() -> None:
+    import argparse
+
+    from covidlib.cli.options import add_experiment_options, experiments_from_args
+
+    single, several = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_experiment_options(single)
+    add_experiment_options(several, several=True, runtime=False)
+    dests = {a.dest for a in single._actions} - {"device", "workers"}
+    assert dests == {a.dest for a in several._actions}
+    args = several.parse_args(["--datasets", "phantom", "--models", "squeezenet", "vgg16",
+                               "--seeds", "1", "2", "--epochs", "3", "--canvas-scale", "0.2"])
+    configs = experiments_from_args(args)
+    assert [(c.model, c.seed) for c in configs] == [
+        ("squeezenet", 1), ("squeezenet", 2), ("vgg16", 1), ("vgg16", 2)]
+    assert {(c.train.epochs, c.canvas_scale) for c in configs} == {(3, 0.2)}
+    assert len(experiments_from_args(several.parse_args([]))) == 12  # the paper's models
