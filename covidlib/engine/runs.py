@@ -837,6 +837,21 @@ class FoldLock:
         return f"took over the stale lock of {who} ({self.stale_reason})"
 
 
+def release_held_locks() -> int:
+    """Release every fold lock this process holds; return how many (a job being requeued).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> lock = FoldLock(pathlib.Path(tempfile.mkdtemp()) / "train.lock")
+        >>> lock.acquire(), release_held_locks(), lock.path.exists()
+        (True, 1, False)
+    """
+    held = list(_HELD.values())
+    for lock in held:
+        lock.release()
+    return len(held)
+
+
 def lock_state(path: str | Path) -> tuple[LockInfo | None, str] | None:
     """Return ``(holder, stale reason)`` of a fold lock ('' when live), ``None`` without one.
 

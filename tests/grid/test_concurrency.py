@@ -31,9 +31,9 @@ def _together(script: str, *args: str) -> list[str]:
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     processes = [subprocess.Popen([sys.executable, "-c", script, *args], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for _ in range(3)]
+                 for _ in range(2)]
     results = [process.communicate(timeout=300) for process in processes]
-    assert [p.returncode for p in processes] == [0, 0, 0], results
+    assert [p.returncode for p in processes] == [0, 0], results
     return [out.strip() for out, _ in results]
 
 
@@ -45,5 +45,5 @@ def test_phantom_is_generated_once(tmp_path: Path) -> None:
 
 def test_letterbox_cache_is_built_once(tiny_phantom: Path, tmp_path: Path) -> None:
     built = _together(CACHE, str(tiny_phantom), str(tmp_path / "cache"))
-    assert sorted(built) == ["False", "False", "True"]
+    assert sorted(built) == ["False", "True"]
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1

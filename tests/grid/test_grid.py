@@ -19,7 +19,7 @@ import submitit
 
 from covidlib.cli import main
 from covidlib.config import ExperimentConfig
-from covidlib.engine.runs import RunFolder
+from covidlib.engine.runs import FoldLock, RunFolder
 from covidlib.grid.local import check_outcome, progress_line
 from covidlib.grid.plan import GridPlan, GridPlanError, plan_grid, read_plan
 from covidlib.grid.slurm import FoldJob, submit_slurm
@@ -114,8 +114,11 @@ def test_slurm_executor_runs_through_submitit_debug(make_plan: PlanMaker) -> Non
     assert sorted(job.result() for job in jobs) == [t.id for t in plan.tasks]
     assert grid_status(plan).counts()["done"] == 2
     assert submit_slurm(plan.dir, cluster="debug") == []  # nothing left to submit
+    lock = FoldLock(RunFolder(plan.run_dirs()[0]).fold(0).lock)
+    assert lock.acquire()  # as if this process were training the fold when SLURM signals it
     requeued = FoldJob(plan.dir, plan.tasks[0].id).checkpoint()
     assert isinstance(requeued, submitit.helpers.DelayedSubmission)  # requeued on preemption
+    assert not lock.path.exists()  # the requeued job may take the fold on any node
 
 
 def test_slurm_job_array_script(
