@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.report",
     "covidlib.cli.compare",
     "covidlib.cli.predict",
+    "covidlib.cli.pretrain",
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from covidlib.config import (
     PROFILES,
     SPLIT_STRATEGIES,
+    TRANSFER_STRATEGIES,
     ExperimentConfig,
     RuntimeSettings,
     get_profile,
@@ -30,7 +31,8 @@ from covidlib.config import (
 
 def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     """Add --dataset --root --model --profile --split --folds --seed --epochs --batch-size
-    --lr --weights --skip-problems (the experiment) and --device --workers (the runtime)."""
+    --lr --weights --strategy --skip-problems (the experiment) and --device --workers (the
+    runtime)."""
     group = parser.add_argument_group("experiment (defaults: the profile's)")
     group.add_argument("--profile", choices=sorted(PROFILES),
                        help="run profile (default: COVIDLIB_PROFILE, else quick)")
@@ -44,8 +46,13 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="epochs per fold")
     group.add_argument("--batch-size", type=int, help="images per batch")
     group.add_argument("--lr", type=float, help="initial learning rate")
-    group.add_argument("--weights",
-                       help="initial weights: random, imagenet or a weights file")
+    group.add_argument("--weights", metavar="FILE",
+                       help="initial weights: random, imagenet or a weights file "
+                       "(covidlib pretrain writes one)")
+    group.add_argument("--strategy", choices=TRANSFER_STRATEGIES,
+                       help="what trains: scratch (random weights), features (frozen "
+                       "backbone, new head only) or finetune (all weights); default scratch "
+                       "for random weights, else finetune")
     group.add_argument("--skip-problems", action="store_true",
                        help="leave unreadable images out (they are listed in the run folder)")
     runtime = parser.add_argument_group("runtime (not part of the experiment)")
@@ -67,7 +74,8 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
         "skip_problems": bool(args.skip_problems),
     }
     for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
-                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights")):
+                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights"),
+                        ("strategy", "strategy")):
         value = getattr(args, option)
         if value is not None:
             overrides[key] = value
