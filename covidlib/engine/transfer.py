@@ -44,6 +44,7 @@ __all__ = [
     "backbone_state",
     "freeze_backbone",
     "head_prefix",
+    "penultimate_features",
     "replace_head",
     "trainable_summary",
 ]
@@ -174,3 +175,38 @@ def replace_head(model: nn.Module, model_name: str, n_outputs: int) -> nn.Module
     parent = get_module(model, parent_path) if parent_path else model
     setattr(parent, child, new)
     return model
+
+
+def penultimate_features(
+    model: nn.Module, model_name: str, batches: Any
+) -> tuple[Any, Any]:
+    """Return the head's inputs (pooled features) and the labels of every batch.
+
+    The head is swapped for an identity on a copy of ``model``, which runs in eval mode
+    without gradients; ``batches`` yields ``(x, y)`` (e.g. a fastai ``DataLoader``).
+
+    Returns:
+        ``(features [N, feature_dim], labels [N])`` as numpy arrays.
+
+    Example:
+        >>> from covidlib.models.factory import create_model
+        >>> batches = [(torch.zeros(2, 3, 40, 40), torch.tensor([0.0, 1.0]))]
+        >>> features, labels = penultimate_features(create_model("resnet18"), "resnet18", batches)
+        >>> features.shape, labels.tolist()
+        ((2, 512), [0.0, 1.0])
+    """
+    import copy
+
+    import numpy as np
+
+    probe = copy.deepcopy(model).eval()
+    path = get_spec(model_name).head_layer
+    parent_path, _, child = path.rpartition(".")
+    setattr(get_module(probe, parent_path) if parent_path else probe, child, nn.Identity())
+    features, labels = [], []
+    with torch.no_grad():
+        for x, y in batches:
+            out = probe(x)
+            features.append(out.reshape(len(out), -1).float().cpu().numpy())
+            labels.append(torch.as_tensor(y).cpu().numpy())
+    return np.concatenate(features), np.concatenate(labels)
