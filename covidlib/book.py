@@ -425,7 +425,6 @@ def stored_results(folder: str | Path | None = None) -> pd.DataFrame:
 # norm (so "features" also freezes running statistics) on a small canvas: 3 strategies x 3
 # label budgets fit the book's time budget on two cores.
 TRANSFER_MODEL = "shufflenet"
-TRANSFER_CANVAS_SCALE = 0.25
 TRANSFER_BUDGETS: tuple[int, ...] = (10, 25, 50)  # labelled training images per class
 TRANSFER_TEST_PER_CLASS = 40  # the one fixed held-out test set, per class
 TRANSFER_EPOCHS = 10
@@ -521,8 +520,7 @@ def transfer_study(
         model: registry name.
         budgets: labelled training images per class.
         test_per_class: test images per class (the same test set for every fit).
-        canvas_scale: on the model's custom input (quick default :data:`TRANSFER_CANVAS_SCALE`;
-            full: the profile's).
+        canvas_scale: on the model's custom input (default: the profile's).
         epochs: per fit (quick default :data:`TRANSFER_EPOCHS`; full: the profile's).
         strategies: which of scratch/features/finetune to train.
         profile: ``None`` is the ``COVIDLIB_PROFILE`` one.
@@ -558,8 +556,7 @@ def transfer_study(
 
     chosen = profile or get_profile()
     quick = not chosen.pretrained
-    scale = canvas_scale if canvas_scale is not None else (
-        TRANSFER_CANVAS_SCALE if quick else chosen.canvas_scale)
+    scale = canvas_scale if canvas_scale is not None else chosen.canvas_scale
     n_epochs = epochs if epochs is not None else (TRANSFER_EPOCHS if quick else chosen.epochs)
     target = resolve_device(device)
     source: dict[str, Any] | None = None
