@@ -73,7 +73,6 @@ _EXPORTS: dict[str, str] = {
     "backbone_state": "covidlib.engine.transfer",
     "freeze_backbone": "covidlib.engine.transfer",
     "penultimate_features": "covidlib.engine.transfer",
-    "pretrain": "covidlib.engine.pretrain",
     "replace_head": "covidlib.engine.transfer",
     "source_model": "covidlib.engine.pretrain",
 }

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import covidlib.engine.pretrain as pretrain_module
 from covidlib.cli import main
 from covidlib.data.phantom import generate_phantom
 
 
 def test_pretrain_then_cv_with_features(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("covidlib.engine.pretrain.PRETRAIN_SETTINGS",
+    monkeypatch.setattr(pretrain_module, "PRETRAIN_SETTINGS",
                         {"quick": {"phantom_size": 30, "epochs": 1}})
     out = tmp_path / "sq.pt"
     assert main(["pretrain", "--model", "squeezenet", "--out", str(out), "--profile", "quick",
