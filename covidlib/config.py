@@ -53,6 +53,9 @@ FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
 # Initial weights: these two names, or the path of a weights file.
 WEIGHTS_CHOICES: tuple[str, ...] = ("random", "imagenet")
+# Transfer strategies (covidlib.engine.transfer): random init; frozen backbone, new head
+# only; every weight trained (the paper's choice).
+TRANSFER_STRATEGIES: tuple[str, ...] = ("scratch", "features", "finetune")
 
 _Config = TypeVar("_Config")
 
@@ -445,6 +448,51 @@ class PhantomConfig:
         return cls(**_check_keys(cls, values, where))
 
 
+# Keys a config.json written before the transfer strategies lacks; from_dict reads them as
+# None, i.e. the strategy those runs used (scratch for random weights, else finetune).
+TRANSFER_KEYS: tuple[str, ...] = ("strategy", "weights_sha256")
+
+
+def _check_transfer(config: Any) -> None:
+    """Fill in and validate ``strategy`` and ``weights_sha256`` of an ExperimentConfig."""
+    weights = config.weights
+    named = weights in WEIGHTS_CHOICES
+    strategy = config.strategy
+    if strategy is None:
+        strategy = "scratch" if weights == "random" else "finetune"
+    if strategy not in TRANSFER_STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy {strategy!r} (--strategy); choose one of {TRANSFER_STRATEGIES}."
+        )
+    if strategy == "scratch" and weights != "random":
+        raise ValueError(
+            f"--strategy scratch trains from random weights but --weights is {weights!r}; "
+            "pass --weights random, or --strategy features/finetune to start from these."
+        )
+    if strategy != "scratch" and weights == "random":
+        raise ValueError(
+            f"--strategy {strategy} needs initial weights but --weights is 'random'; pass "
+            "--weights imagenet or a weights file, or --strategy scratch."
+        )
+    _set(config, "strategy", strategy)
+    sha = config.weights_sha256
+    if named:
+        if sha is not None:
+            raise ValueError(
+                f"weights_sha256 applies to a weights file, not to weights={weights!r}; "
+                "pass weights_sha256=None."
+            )
+        return
+    if sha is None:
+        if Path(weights).expanduser().is_file():
+            from covidlib.utils.fileio import sha256_file  # only when there is a file
+
+            _set(config, "weights_sha256", sha256_file(Path(weights).expanduser()))
+    elif not (isinstance(sha, str) and len(sha) == 64
+              and all(c in "0123456789abcdef" for c in sha)):
+        raise ValueError(f"weights_sha256 must be 64 lowercase hex digits, got {sha!r}.")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that decides a cross-validation result, in one frozen object.
@@ -453,6 +501,12 @@ class ExperimentConfig:
         dataset: dataset registry name (``"phantom"``, ``"covid19-ct"``...).
         model: model registry name (``"squeezenet"``...).
         weights: initial weights: ``"random"``, ``"imagenet"`` or a weights file's path.
+        strategy: one of :data:`TRANSFER_STRATEGIES`: ``"scratch"`` needs random weights,
+            ``"features"`` (frozen backbone, batch-norm statistics included; only the head
+            trains) and ``"finetune"`` (all weights) need initial weights; ``None`` picks
+            ``"scratch"`` for random weights and ``"finetune"`` otherwise.
+        weights_sha256: sha256 of the weights file (``None`` for random/imagenet); computed
+            when ``None`` and the file exists, so a changed file is another experiment.
         split: fold strategy, one of :data:`SPLIT_STRATEGIES`.
         n_folds: number of folds (``split="official"`` has one test fold: stored as 1).
         seed: seeds the fold assignment, the initialisation, data order and augmentation.
@@ -476,6 +530,8 @@ class ExperimentConfig:
     dataset: str
     model: str
     weights: str = "random"
+    strategy: str | None = None
+    weights_sha256: str | None = None
     split: str = "stratified"
     n_folds: int = 5
     seed: int = 0
@@ -491,6 +547,7 @@ class ExperimentConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{name} must be a non-empty name, got {value!r}.")
+        _check_transfer(self)
         if self.split not in SPLIT_STRATEGIES:
             raise ValueError(f"Unknown split {self.split!r}; choose one of {SPLIT_STRATEGIES}.")
         _set(self, "n_folds", _number(self.n_folds, "n_folds", int))
@@ -550,6 +607,8 @@ class ExperimentConfig:
             ...
             ValueError: unknown config key 'augment.blur_sgima'; the keys of augment are ...
         """
+        if isinstance(values, Mapping):  # config.json written before the transfer keys
+            values = {**dict.fromkeys(TRANSFER_KEYS), **values}
         data = _check_keys(cls, values, "")
         data["train"] = TrainConfig.from_dict(data["train"])
         if data["augment"] is not None:
@@ -589,6 +648,10 @@ class ExperimentConfig:
             changes["train"] = replace(changes.get("train", self.train), **train)
         if changes.get("dataset", self.dataset) != PHANTOM_DATASET:
             changes.setdefault("phantom", None)
+        if "weights" in changes:  # new weights: their file's hash, and the default strategy
+            changes.setdefault("weights_sha256", None)
+            if changes["weights"] != self.weights:
+                changes.setdefault("strategy", None)
         return replace(self, **changes)
 
 

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.predict",
     "covidlib.cli.grid",
     "covidlib.cli.reproduce",
+    "covidlib.cli.pretrain",
 )
 
 

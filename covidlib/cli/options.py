@@ -22,6 +22,7 @@ from typing import Any
 from covidlib.config import (
     PROFILES,
     SPLIT_STRATEGIES,
+    TRANSFER_STRATEGIES,
     ExperimentConfig,
     RuntimeSettings,
     get_profile,
@@ -32,7 +33,8 @@ def add_experiment_options(
     parser: argparse.ArgumentParser, *, several: bool = False, runtime: bool = True
 ) -> None:
     """Add --dataset --root --model --profile --split --folds --seed --epochs --batch-size
-    --lr --weights --skip-problems (the experiment) and --device --workers (the runtime).
+    --lr --canvas-scale --weights --strategy --skip-problems (the experiment) and --device
+    --workers (the runtime).
 
     Args:
         parser: the command's parser.
@@ -68,8 +70,13 @@ def add_experiment_options(
     group.add_argument("--lr", type=float, help="initial learning rate")
     group.add_argument("--canvas-scale", type=float,
                        help="factor on each model's canvas (1.0 = the paper's Table 1)")
-    group.add_argument("--weights",
-                       help="initial weights: random, imagenet or a weights file")
+    group.add_argument("--weights", metavar="FILE",
+                       help="initial weights: random, imagenet or a weights file "
+                       "(covidlib pretrain writes one)")
+    group.add_argument("--strategy", choices=TRANSFER_STRATEGIES,
+                       help="what trains: scratch (random weights), features (frozen "
+                       "backbone, new head only) or finetune (all weights); default scratch "
+                       "for random weights, else finetune")
     group.add_argument("--skip-problems", action="store_true",
                        help="leave unreadable images out (they are listed in the run folder)")
     if not runtime:
@@ -80,6 +87,22 @@ def add_experiment_options(
                           help="threads decoding images into the letterbox cache")
 
 
+# option name -> experiment setting, for the options that default to the profile's value
+_PROFILE_DEFAULTED = (("folds", "n_folds"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                      ("lr", "lr"), ("weights", "weights"), ("canvas_scale", "canvas_scale"),
+                      ("strategy", "strategy"))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment settings the options give (all but model, dataset and seed)."""
+    overrides: dict[str, Any] = {"split": args.split, "skip_problems": bool(args.skip_problems)}
+    for option, key in _PROFILE_DEFAULTED:
+        value = getattr(args, option)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
 def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, RuntimeSettings]:
     """Return the experiment and the runtime settings the options ask for.
 
@@ -87,18 +110,7 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
         ValueError: a value the config refuses (e.g. ``--epochs 0``), naming it.
     """
     profile = get_profile(args.profile)
-    overrides: dict[str, Any] = {
-        "split": args.split,
-        "seed": args.seed,
-        "skip_problems": bool(args.skip_problems),
-    }
-    for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
-                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights"),
-                        ("canvas_scale", "canvas_scale")):
-        value = getattr(args, option)
-        if value is not None:
-            overrides[key] = value
-    config = profile.experiment(args.dataset, args.model, **overrides)
+    config = profile.experiment(args.dataset, args.model, seed=args.seed, **_overrides(args))
     runtime = RuntimeSettings(device=args.device, num_workers=args.workers)
     return config, runtime
 
@@ -122,14 +134,7 @@ def experiments_from_args(
     from covidlib.models.registry import list_models
 
     profile = get_profile(args.profile)
-    overrides: dict[str, Any] = {"split": args.split, "skip_problems": bool(args.skip_problems)}
-    for option, key in (("folds", "n_folds"), ("epochs", "epochs"),
-                        ("batch_size", "batch_size"), ("lr", "lr"), ("weights", "weights"),
-                        ("canvas_scale", "canvas_scale")):
-        value = getattr(args, option)
-        if value is not None:
-            overrides[key] = value
-    overrides.update(extra)
+    overrides = {**_overrides(args), **extra}
     datasets = args.dataset or [profile.dataset]
     models = args.model or list(list_models())
     return [profile.experiment(dataset, model, seed=seed, **overrides)

@@ -65,6 +65,16 @@ _EXPORTS: dict[str, str] = {
     "train_fold": "covidlib.engine.learner",
     "usable_folds": "covidlib.engine.predict",
     "worker_id": "covidlib.engine.runs",
+    # transfer learning (issue 12)
+    "PretrainResult": "covidlib.engine.pretrain",
+    "SOURCE_TASKS": "covidlib.engine.pretrain",
+    "TRANSFER_STRATEGIES": "covidlib.engine.transfer",
+    "apply_strategy": "covidlib.engine.transfer",
+    "backbone_state": "covidlib.engine.transfer",
+    "freeze_backbone": "covidlib.engine.transfer",
+    "penultimate_features": "covidlib.engine.transfer",
+    "replace_head": "covidlib.engine.transfer",
+    "source_model": "covidlib.engine.pretrain",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -677,8 +677,9 @@ def fit_fold(
 ) -> FoldResult:
     """Train ``config.model`` on ``train_rows`` of ``images`` and evaluate on ``test_rows``.
 
-    Everything that decides the result comes from ``config``: weights, canvas, seed,
-    training settings and augmentation (``config.augment``; ``None`` trains without).
+    Everything that decides the result comes from ``config``: weights, transfer strategy
+    (:func:`covidlib.engine.transfer.apply_strategy`), canvas, seed, training settings and
+    augmentation (``config.augment``; ``None`` trains without).
 
     Args:
         config: the experiment.
@@ -712,6 +713,7 @@ def fit_fold(
         (1, 4)
     """
     from covidlib.data.loaders import fold_dataloaders
+    from covidlib.engine.transfer import apply_strategy
     from covidlib.models.factory import create_model
     from covidlib.models.registry import get_spec
 
@@ -726,6 +728,8 @@ def fit_fold(
     fold_seed = derive_seed(config.seed, fold)
     set_seed(fold_seed)
     model = create_model(config.model, pretrained=config.pretrained)
+    # What trains (covidlib.engine.transfer): everything, or the head alone for "features".
+    callbacks = (*apply_strategy(model, config.model, config.strategy or "scratch"), *callbacks)
     mean, std = get_spec(config.model).normalization
     dls = fold_dataloaders(
         images, train_rows, test_rows, config.canvas, config.train.batch_size,
