@@ -26,6 +26,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.report",
     "covidlib.cli.compare",
     "covidlib.cli.predict",
+    "covidlib.cli.tsne",
+    "covidlib.cli.gradcam",
+    "covidlib.cli.localize",
 )
 
 

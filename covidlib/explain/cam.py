@@ -7,11 +7,10 @@ library's context manager, so its hooks are removed afterwards. Maps are compute
 letterboxed canvas (what the network saw) and mapped back to the original image with the
 letterbox :class:`~covidlib.transforms.geometry.Placement`.
 
-pytorch-grad-cam scales every map to [0, 1] by its own maximum; a map that is zero
-everywhere (no positive evidence for the target: all weighted activations negative) would
-come out as zeros anyway, but a map whose maximum is a rounding error would be blown up
-into noise. :func:`compute_cams` reads the raw map first and reports such a map as zero
-(``CamBatch.zero``) with all-zero values, never normalized.
+pytorch-grad-cam scales every map to [0, 1] by its own maximum. A map that is zero
+everywhere (no positive evidence for the target: every weighted activation is negative)
+has nothing to scale: :func:`compute_cams` reads the raw map before the library scales it
+and reports such a map as zero (``CamBatch.zero``, all values 0), never normalized.
 
 Selvaraju et al. (ICCV 2017) defined Grad-CAM; Chattopadhay et al. (WACV 2018) Grad-CAM++;
 Draelos and Carin (2020) HiResCAM; Wang et al. (CVPR-W 2020) Score-CAM; Muhammad and
@@ -37,11 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
+    from torch import nn
 
     from covidlib.transforms.geometry import Placement
 
@@ -80,8 +79,6 @@ CAM_METHODS: dict[str, str] = {
 COSTLY_METHODS: tuple[str, ...] = ("scorecam", "ablationcam")
 CAM_TARGETS: tuple[str, ...] = ("covid", "predicted")
 CAM_BATCH = 8  # images per CAM call (the backward pass keeps the activations)
-# Below this raw maximum a map has no positive evidence: reported as zero, not normalized.
-ZERO_TOLERANCE = 1e-6
 
 
 def _method_class(method: str) -> Any:
@@ -95,6 +92,7 @@ def leftover_hooks(model: nn.Module) -> list[str]:
     """Names of the modules that still carry forward or backward hooks.
 
     Example:
+        >>> from torch import nn
         >>> layer = nn.Linear(2, 1)
         >>> handle = layer.register_forward_hook(lambda *args: None)
         >>> leftover_hooks(layer), handle.remove(), leftover_hooks(layer)
@@ -150,6 +148,7 @@ def compute_cams(
     Raises:
         ValueError: an unknown method or target.
     """
+    import torch
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
     from covidlib.explain.features import normalized_batch
@@ -173,18 +172,24 @@ def compute_cams(
         with cam_class(model=model, target_layers=[layer]) as cam:
             original = cam.get_cam_image
 
-            def recording(*args: Any, _original: Any = original, **kwargs: Any) -> np.ndarray:
+            def recording(*args: Any, _original: Any = original, _seen: list[np.ndarray] = raw_max,
+                          **kwargs: Any) -> np.ndarray:
                 raw = np.asarray(_original(*args, **kwargs))
-                raw_max.append(np.maximum(raw, 0).reshape(len(raw), -1).max(axis=1))
+                _seen.append(np.maximum(raw, 0).reshape(len(raw), -1).max(axis=1))
                 return raw
 
             cam.get_cam_image = recording  # read the raw map before the library scales it
             scaled = cam(input_tensor=batch,
                          targets=[BinaryClassifierOutputTarget(c) for c in categories])
         model.zero_grad(set_to_none=True)
-        zero = raw_max[0] <= ZERO_TOLERANCE if raw_max else np.zeros(len(batch), bool)
-        scaled = np.nan_to_num(np.asarray(scaled, dtype=np.float32), nan=0.0)
+        zero = raw_max[0] <= 0 if raw_max else np.zeros(len(batch), bool)
+        scaled = np.clip(np.nan_to_num(np.asarray(scaled, dtype=np.float32), nan=0.0), 0, None)
         scaled[zero] = 0.0
+        # The library divides by (1e-7 + max): a map with a tiny maximum comes out dim, not
+        # wrong; bring its peak to 1 like every other map.
+        peaks = scaled.reshape(len(scaled), -1).max(axis=1)
+        live = peaks > 0
+        scaled[live] /= peaks[live][:, None, None]
         maps.append(np.clip(scaled, 0.0, 1.0))
         zeros.append(zero)
     height, width = pixels.shape[1:3]
@@ -348,6 +353,7 @@ def faithfulness(
         >>> sorted(scores), scores["road"].shape
         (['confidence_change', 'road'], (1,))
     """
+    import torch
     from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
     from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
