@@ -68,10 +68,12 @@ def tsne_command(args: argparse.Namespace) -> int:
     report = separation_report(features.features, points, labels)
     ax = plot_embedding(points, labels, features.images["split"].to_numpy(),
                         title=f"{features.model}, fold {args.fold}, {args.method}")
+    figure = ax.get_figure(root=True)
+    assert figure is not None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
-        ax.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
     result = {"run": str(args.run), "model": features.model, "fold": args.fold,
               "method": args.method, "n_images": int(len(labels)), "out": str(args.out),
               **report}
