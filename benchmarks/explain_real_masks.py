@@ -1,4 +1,4 @@
-"""Train the quick-profile ResNet18 on the real COVID19-CT (official split, CPU) and score
+"""Train the quick-profile ShuffleNet on the real COVID19-CT (official split, CPU) and score
 its Grad-CAM maps on the 50 real lesion slices; store the scores with provenance.
 
 The Grad-CAM chapter shows the stored file when ../shared/datasets is absent.
