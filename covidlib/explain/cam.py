@@ -336,6 +336,7 @@ def faithfulness(
     pixels: np.ndarray,
     maps: np.ndarray,
     *,
+    percentiles: Sequence[int] = (20, 40, 60, 80),
     device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
     """Faithfulness without masks, with ``pytorch_grad_cam.metrics``, for the COVID logit.
@@ -343,7 +344,8 @@ def faithfulness(
     ``confidence_change``: the change of the COVID logit when the image is multiplied by
     its map (``CamMultImageConfidenceChange``; higher = the map keeps what matters).
     ``road``: ROAD (Rong et al., ICML 2022), the combined most- and least-relevant-first
-    score at 20-80% removal (``ROADCombined``; higher = more faithful).
+    score at the ``percentiles`` of removal (``ROADCombined``; higher = more faithful; each
+    percentile costs two imputations per image).
 
     Example:
         >>> from covidlib.models.factory import create_model
@@ -368,6 +370,6 @@ def faithfulness(
         # ROAD's imputer wraps torch tensors in numpy calls (a NumPy 2 deprecation, upstream)
         warnings.simplefilter("ignore", DeprecationWarning)
         change = CamMultImageConfidenceChange()(batch, cams, targets, model)
-        road = ROADCombined(percentiles=[20, 40, 60, 80])(batch, cams, targets, model)
+        road = ROADCombined(percentiles=list(percentiles))(batch, cams, targets, model)
     return {"confidence_change": np.asarray(change, dtype=float).reshape(-1),
             "road": np.asarray(road, dtype=float).reshape(-1)}
