@@ -29,6 +29,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.grid",
     "covidlib.cli.reproduce",
     "covidlib.cli.pretrain",
+    "covidlib.cli.tsne",
+    "covidlib.cli.gradcam",
+    "covidlib.cli.localize",
 )
 
 

@@ -34,8 +34,10 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_list)
 
+    from covidlib.data.registry import LESION_MASK_SETS
+
     download = commands.add_parser("download", help="download a dataset (resumable)")
-    download.add_argument("name", choices=names)
+    download.add_argument("name", choices=names + sorted(LESION_MASK_SETS))
     download.add_argument("--root", type=Path, help="target folder (default: data dir/NAME)")
     download.add_argument("--timeout", type=float, default=15.0, help="network timeout (s)")
     download.set_defaults(func=_download)
@@ -62,8 +64,18 @@ def _list(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     from covidlib.cli import CommandError
-    from covidlib.data.sources import DownloadError, download_dataset
+    from covidlib.data.registry import LESION_MASK_SETS
+    from covidlib.data.sources import DownloadError, download_dataset, download_lesion_masks
 
+    if args.name in LESION_MASK_SETS:  # images/ + masks/ for `covidlib localize --masks`
+        spec = LESION_MASK_SETS[args.name]
+        print(f"{spec.title}\nlicence: {spec.license}\ncite: {spec.citation}")
+        try:
+            root = download_lesion_masks(args.name, args.root, timeout=args.timeout)
+        except DownloadError as error:
+            raise CommandError(str(error)) from None
+        print(f"{args.name} is ready at {root} (score with `covidlib localize --masks {root}`)")
+        return 0
     try:
         root = download_dataset(args.name, args.root, timeout=args.timeout)
     except DownloadError as error:

@@ -292,3 +292,60 @@ def default_root(name: str) -> Path:
     """
     return data_dir() / get_dataset(name).name
 
+
+
+# --------------------------------------------------------------------------- lesion masks
+# (issue 11) Image/mask sets for scoring heat maps: no classes, so not DatasetSpecs.
+
+
+@dataclass(frozen=True)
+class LesionMaskSet:
+    """A set of CT slices with lesion masks, laid out as ``images/``, ``masks/`` and
+    ``multiclass/`` with the same file names once downloaded.
+
+    Attributes:
+        name: registry key. title: human-readable name.
+        repository: GitHub ``owner/name`` the files come from. commit: the pinned commit.
+        table: CSV in ``covidlib/tables`` with one row per slice: ``id``, ``src_image``,
+            ``src_mask`` (paths in the repository) and the sha256 of the decoded pixels.
+        license: the licence note shown on download. citation: how to cite it.
+    """
+
+    name: str
+    title: str
+    repository: str
+    commit: str
+    table: str
+    license: str
+    citation: str
+
+    def raw_url(self, relpath: str) -> str:
+        """The raw download URL of a file of the repository at the pinned commit.
+
+        Example:
+            >>> LESION_MASK_SETS["ct-lesion-masks"].raw_url("a/b.png").startswith(
+            ...     "https://raw.githubusercontent.com/DengPingFan/Inf-Net/fb3a03b")
+            True
+        """
+        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{relpath}"
+
+    def rows(self) -> pd.DataFrame:
+        """The slices of the set (the package table)."""
+        return pd.read_csv(LESION_TABLES_DIR / self.table, dtype=str)
+
+
+LESION_TABLES_DIR = Path(__file__).resolve().parents[1] / "tables"
+
+LESION_MASK_SETS: dict[str, LesionMaskSet] = {
+    "ct-lesion-masks": LesionMaskSet(
+        name="ct-lesion-masks",
+        title="50 COVID-19 CT slices with radiologist lesion masks (MedSeg/SIRM via Inf-Net)",
+        repository="DengPingFan/Inf-Net",
+        commit="fb3a03b5b2f70642fbf2a12cde9e5c41b5ebd28e",
+        table="ct_lesion_masks.csv",
+        license="non-commercial use only (Inf-Net's README for its COVID-SemiSeg data); no "
+                "other licence is stated upstream",
+        citation="MedSeg / SIRM COVID-19 CT segmentation dataset; Fan D-P et al., Inf-Net: "
+                 "Automatic COVID-19 Lung Infection Segmentation from CT Images, IEEE TMI 2020",
+    ),
+}

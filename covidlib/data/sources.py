@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import urllib.error
@@ -55,7 +56,9 @@ __all__ = [
     "count_class_files",
     "download_dataset",
     "download_file",
+    "download_lesion_masks",
     "ensure_dataset",
+    "pixel_digest",
 ]
 
 DEFAULT_TIMEOUT = 15.0
@@ -361,3 +364,120 @@ def ensure_dataset(
             f"(source: {spec.homepage})."
         ) from None
     return base
+
+
+# --------------------------------------------------------------------------- lesion masks
+# (issue 11) `covidlib datasets download ct-lesion-masks`
+
+
+def pixel_digest(pixels: Any) -> str:
+    """sha256 of a uint8 image's size and pixel bytes (what the lesion-mask table records).
+
+    Example:
+        >>> import numpy as np
+        >>> pixel_digest(np.zeros((2, 3), np.uint8))[:12]
+        'd24e1adee09f'
+    """
+    import numpy as np
+
+    array = np.ascontiguousarray(pixels, dtype=np.uint8)
+    return hashlib.sha256(f"{array.shape[1]}x{array.shape[0]}:".encode() + array.tobytes()
+                          ).hexdigest()
+
+
+def download_lesion_masks(
+    name: str = "ct-lesion-masks",
+    root: str | Path | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    opener: Any | None = None,
+    rows: Any = None,
+) -> Path:
+    """Fetch a lesion-mask set from its repository at the pinned commit into ``root``.
+
+    Writes ``images/<id>.png`` (8-bit grayscale), ``multiclass/<id>.png`` (0 background,
+    1 ground-glass opacity, 2 consolidation), ``masks/<id>.png`` (0/255, the union) and
+    ``manifest.csv``, all at once (a temporary folder renamed into place).
+
+    What is verified: the upstream slices are JPEGs, and the set is distributed (and was
+    checksummed, from the shared copy) as the PNGs they decode to, so no digest of the
+    upstream bytes is known here. Each file is therefore checked after decoding: the
+    sha256 of its size and pixels must equal the table's. A changed upstream file, or a JPEG
+    decoder that decodes differently, is refused, naming the file.
+
+    Args:
+        name: a key of :data:`covidlib.data.registry.LESION_MASK_SETS`.
+        root: target folder (default ``data_dir()/name``); an existing complete copy is
+            checked and kept.
+        timeout: network timeout per file (seconds).
+        opener: a ``urllib`` opener (tests pass fakes).
+        rows: the slices to fetch (default: the set's table; tests pass a small one).
+
+    Raises:
+        DownloadError: offline, a file fails verification, or ``root`` holds something else.
+
+    Example:
+        >>> download_lesion_masks("ct-lesion-masks", "/tmp/ct-lesion-masks")  # doctest: +SKIP
+    """
+    import numpy as np
+    from PIL import Image
+
+    from covidlib.data.images import load_grayscale
+    from covidlib.data.registry import LESION_MASK_SETS
+
+    if name not in LESION_MASK_SETS:
+        raise DownloadError(f"unknown lesion-mask set {name!r}; known: {sorted(LESION_MASK_SETS)}")
+    spec = LESION_MASK_SETS[name]
+    table = spec.rows() if rows is None else rows
+    from covidlib.config import data_dir
+
+    target = (data_dir() / name if root is None else Path(root)).expanduser().absolute()
+    if target.exists() and any(not is_ignored_name(p.name) for p in target.iterdir()):
+        if _lesion_copy_complete(target, table):
+            return target
+        raise DownloadError(f"{target} exists but is not a complete {name} copy; remove it or "
+                            "choose another --root.")
+    staging = target.parent / f".{target.name}.download"
+    decoded: list[tuple[str, Any, Any]] = []
+    for row in table.itertuples(index=False):
+        image_file = download_file(spec.raw_url(row.src_image), staging / row.src_image,
+                                   timeout=timeout, opener=opener)
+        mask_file = download_file(spec.raw_url(row.src_mask), staging / row.src_mask,
+                                  timeout=timeout, opener=opener)
+        image = np.asarray(load_grayscale(image_file))
+        labels = np.asarray(Image.open(mask_file))
+        labels = labels[..., 0] if labels.ndim == 3 else labels
+        for what, pixels, expected, url in (
+            ("image", image, row.image_pixels_sha256, spec.raw_url(row.src_image)),
+            ("mask", labels, row.multiclass_pixels_sha256, spec.raw_url(row.src_mask)),
+        ):
+            if pixel_digest(pixels) != expected:
+                raise DownloadError(
+                    f"the decoded {what} of {url} does not match {row.id} of the {name} table "
+                    f"(pixel sha256 {pixel_digest(pixels)}, expected {expected}); nothing was "
+                    f"written to {target}. The upstream file changed or decodes differently."
+                )
+        decoded.append((str(row.id), image, labels.astype(np.uint8)))
+    manifest = ["id,height,width,lesion_frac,src_image,src_mask"]
+    with atomic_dir(target, replace=True) as tmp:
+        for part in ("images", "masks", "multiclass"):
+            (tmp / part).mkdir()
+        for (ident, image, labels), row in zip(decoded, table.itertuples(index=False),
+                                               strict=True):
+            Image.fromarray(image).save(tmp / "images" / f"{ident}.png")
+            Image.fromarray(labels).save(tmp / "multiclass" / f"{ident}.png")
+            Image.fromarray(np.where(labels > 0, 255, 0).astype(np.uint8)).save(
+                tmp / "masks" / f"{ident}.png")
+            manifest.append(f"{ident},{image.shape[0]},{image.shape[1]},"
+                            f"{float((labels > 0).mean()):.5f},{row.src_image},{row.src_mask}")
+        (tmp / "manifest.csv").write_text("\n".join(manifest) + "\n", encoding="utf-8")
+        (tmp / "LICENSE.txt").write_text(
+            f"{spec.title}\nfrom https://github.com/{spec.repository} at commit {spec.commit}\n"
+            f"License: {spec.license}\nCite: {spec.citation}\n", encoding="utf-8")
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _lesion_copy_complete(root: Path, table: Any) -> bool:
+    return all((root / part / f"{ident}.png").is_file()
+               for ident in table["id"] for part in ("images", "masks"))

@@ -1,0 +1,87 @@
+"""`covidlib tsne`: a t-SNE (or PCA) map of a fold model's penultimate features.
+
+The plot shows COVID / non-COVID images of the fold's training and test part in four
+colours (the paper's figure); ``--json`` prints the separation scores (silhouette and
+k-NN accuracy, in the 2-D map and in the feature space).
+
+Example:
+    >>> import tempfile
+    >>> from covidlib.cli import main
+    >>> main(["tsne", "--run", tempfile.mkdtemp(), "--out", "map.png"])
+    2
+
+    $ covidlib tsne --run runs/phantom/resnet18/quick --out tsne.png --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from covidlib.cli import CommandError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``tsne`` command."""
+    from covidlib.explain.embedding import EMBEDDING_METHODS
+
+    parser = subparsers.add_parser(
+        "tsne",
+        help="t-SNE or PCA map of a fold model's learned features",
+        description="Embed the penultimate features of every image of a run (fold K's model) "
+        "in 2-D and plot COVID / non-COVID x train / test.",
+    )
+    parser.add_argument("--run", type=Path, required=True, help="run folder of `covidlib cv`")
+    parser.add_argument("--fold", type=int, default=0, help="fold model (default 0)")
+    parser.add_argument("--method", choices=EMBEDDING_METHODS, default="tsne",
+                        help="embedding (default tsne)")
+    parser.add_argument("--out", type=Path, required=True, help="the plot (.png)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the separation scores as JSON")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.set_defaults(func=tsne_command)
+
+
+def tsne_command(args: argparse.Namespace) -> int:
+    """Run ``covidlib tsne``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from covidlib.engine.runs import RunFolder
+    from covidlib.explain.embedding import embed, plot_embedding, separation_report
+    from covidlib.explain.features import run_features
+    from covidlib.utils.fileio import atomic_path
+
+    if args.out.suffix.lower() != ".png":
+        raise CommandError(f"--out {args.out}: give a .png file name")
+    try:
+        RunFolder(args.run).read_config()
+        features = run_features(args.run, args.fold, device=args.device)
+        points = embed(features.features, args.method)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    labels = features.images["label"].to_numpy()
+    report = separation_report(features.features, points, labels)
+    ax = plot_embedding(points, labels, features.images["split"].to_numpy(),
+                        title=f"{features.model}, fold {args.fold}, {args.method}")
+    figure = ax.get_figure(root=True)
+    assert figure is not None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    result = {"run": str(args.run), "model": features.model, "fold": args.fold,
+              "method": args.method, "n_images": int(len(labels)), "out": str(args.out),
+              **report}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for space, scores in report.items():
+            print(f"{space:<10} silhouette {scores['silhouette']:.3f}  "
+                  f"{5}-NN accuracy {scores['knn_accuracy']:.3f}")
+        print(f"wrote {args.out}")
+    return 0
