@@ -51,6 +51,8 @@ PHANTOM_DATASET = "phantom"  # the registry name of the generated dataset
 OPTIMIZER_NAMES: tuple[str, ...] = ("lamb", "lamb-torch-optimizer", "adam", "adamw", "sgd")
 FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
+# The group source of grouped folds: the index's groups (patient ids, else source prefix).
+PATIENT_GROUPS = "patient"
 # Initial weights: these two names, or the path of a weights file.
 WEIGHTS_CHOICES: tuple[str, ...] = ("random", "imagenet")
 
@@ -454,6 +456,12 @@ class ExperimentConfig:
         model: model registry name (``"squeezenet"``...).
         weights: initial weights: ``"random"``, ``"imagenet"`` or a weights file's path.
         split: fold strategy, one of :data:`SPLIT_STRATEGIES`.
+        groups: what grouped folds keep together (``split="grouped"`` only): ``"patient"``
+            (the dataset index's groups: patient ids where known, else the source prefix;
+            the default there) or the path of a groups file (CSV with ``path`` and
+            ``group``, e.g. the pseudo-patients of ``covidlib audit --groups-out``).
+        groups_sha256: the groups file's sha256, recorded when the config is made (``None``
+            for ``"patient"``); a run refuses a file that changed since.
         n_folds: number of folds (``split="official"`` has one test fold: stored as 1).
         seed: seeds the fold assignment, the initialisation, data order and augmentation.
         canvas: letterbox canvas ``(width, height)``; ``None`` is the model's custom input
@@ -477,6 +485,9 @@ class ExperimentConfig:
     model: str
     weights: str = "random"
     split: str = "stratified"
+    # Leakage audit: the group source of grouped folds (None unless split is "grouped").
+    groups: str | None = None
+    groups_sha256: str | None = None
     n_folds: int = 5
     seed: int = 0
     canvas: tuple[int, int] | None = None
@@ -493,6 +504,7 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a non-empty name, got {value!r}.")
         if self.split not in SPLIT_STRATEGIES:
             raise ValueError(f"Unknown split {self.split!r}; choose one of {SPLIT_STRATEGIES}.")
+        self._check_groups()
         _set(self, "n_folds", _number(self.n_folds, "n_folds", int))
         _set(self, "seed", _number(self.seed, "seed", int))
         if self.split == "official":
@@ -525,6 +537,47 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}.")
         if self.train is None:
             raise ValueError("train must be a TrainConfig, got None.")
+
+    def _check_groups(self) -> None:
+        """Default and validate :attr:`groups`; record a groups file's sha256."""
+        if self.split != "grouped":
+            if self.groups is not None or self.groups_sha256 is not None:
+                raise ValueError(
+                    f"groups={self.groups!r} applies to split='grouped' only, not to "
+                    f"{self.split!r}; pass groups=None."
+                )
+            return
+        if self.groups is None:
+            _set(self, "groups", PATIENT_GROUPS)
+        if not isinstance(self.groups, str) or not self.groups.strip():
+            raise ValueError(f"groups must be 'patient' or a groups file, got {self.groups!r}.")
+        if self.groups == PATIENT_GROUPS:
+            if self.groups_sha256 is not None:
+                raise ValueError("groups_sha256 belongs to a groups file, not to 'patient'.")
+            return
+        if self.groups_sha256 is None:
+            path = Path(self.groups)
+            if not path.is_file():
+                raise ValueError(
+                    f"groups file {self.groups} not found; pass 'patient' or a CSV with "
+                    "path and group columns (covidlib audit --groups-out writes one)."
+                )
+            _set(self, "groups_sha256", hashlib.sha256(path.read_bytes()).hexdigest())
+
+    @property
+    def groups_tag(self) -> str | None:
+        """The group source as it appears in a fold file's name: ``None`` (not grouped),
+        ``"patient"`` or ``"file-"`` and the groups file's sha256 prefix.
+
+        Example:
+            >>> ExperimentConfig("covid19-ct", "resnet18", split="grouped").groups_tag
+            'patient'
+        """
+        if self.groups is None:
+            return None
+        if self.groups == PATIENT_GROUPS:
+            return PATIENT_GROUPS
+        return f"file-{(self.groups_sha256 or '')[:12]}"
 
     @property
     def pretrained(self) -> bool | str:
@@ -589,6 +642,10 @@ class ExperimentConfig:
             changes["train"] = replace(changes.get("train", self.train), **train)
         if changes.get("dataset", self.dataset) != PHANTOM_DATASET:
             changes.setdefault("phantom", None)
+        if changes.get("split", self.split) != "grouped":
+            changes.setdefault("groups", None)
+        if "groups" in changes or changes.get("split", self.split) != "grouped":
+            changes.setdefault("groups_sha256", None)  # recorded again for a new file
         return replace(self, **changes)
 
 

@@ -125,9 +125,9 @@ CLAIMS: list[tuple[str, str, Callable[[], bool]]] = [
 def _default(function: str, parameter: str) -> object:
     import inspect
 
-    import covidlib.data
+    import covidlib.audit
 
-    return inspect.signature(getattr(covidlib.data, function)).parameters[parameter].default
+    return inspect.signature(getattr(covidlib.audit, function)).parameters[parameter].default
 
 
 def _augment_default(field: str) -> object:

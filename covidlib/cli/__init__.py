@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.report",
     "covidlib.cli.compare",
     "covidlib.cli.predict",
+    "covidlib.cli.audit",
+    "covidlib.cli.evaluate",
 )
 
 

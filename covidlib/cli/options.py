@@ -39,6 +39,9 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", required=True, help="model name (covidlib models list)")
     group.add_argument("--split", choices=SPLIT_STRATEGIES, default="stratified",
                        help="fold strategy (default stratified)")
+    group.add_argument("--groups", type=Path,
+                       help="with --split grouped: a groups file (CSV path,group, e.g. from "
+                       "covidlib audit --groups-out); default: the dataset's patient groups")
     group.add_argument("--folds", type=int, help="number of folds")
     group.add_argument("--seed", type=int, default=0, help="seed of folds and training")
     group.add_argument("--epochs", type=int, help="epochs per fold")
@@ -71,6 +74,11 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
         value = getattr(args, option)
         if value is not None:
             overrides[key] = value
+    groups = getattr(args, "groups", None)
+    if groups is not None:
+        if args.split != "grouped":
+            raise ValueError(f"--groups {groups} needs --split grouped (not {args.split}).")
+        overrides["groups"] = str(groups)
     config = profile.experiment(args.dataset, args.model, **overrides)
     runtime = RuntimeSettings(device=args.device, num_workers=args.workers)
     return config, runtime

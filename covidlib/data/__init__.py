@@ -1,8 +1,8 @@
-"""Data: the dataset registry, sources (downloads), indexing, duplicates, image decoding, the
+"""Data: the dataset registry, sources (downloads), indexing, image decoding, the
 synthetic phantom, and the letterbox cache with its fold loaders.
 
 Modules, lowest first (each imports only those above it): ``images``, ``registry``,
-``phantom``, ``index``, ``duplicates``, ``sources`` (downloads, :func:`ensure_dataset`),
+``phantom``, ``index``, ``sources`` (downloads, :func:`ensure_dataset`),
 ``cache`` (the letterbox cache), ``loaders`` (fastai loaders per fold).
 
 Public names are importable from the package and loaded on first use
@@ -42,7 +42,6 @@ _EXPORTS: dict[str, str] = {
     "SIZE_MAX": "covidlib.data.phantom",
     "SIZE_MIN": "covidlib.data.phantom",
     "SPLITS": "covidlib.data.registry",
-    "average_hash": "covidlib.data.duplicates",
     "count_class_files": "covidlib.data.sources",
     "default_root": "covidlib.data.registry",
     "download_dataset": "covidlib.data.sources",
@@ -50,7 +49,6 @@ _EXPORTS: dict[str, str] = {
     "ensure_dataset": "covidlib.data.sources",
     "ensure_phantom": "covidlib.data.phantom",
     "extract_archives": "covidlib.data.index",
-    "find_duplicates": "covidlib.data.duplicates",
     "find_layout": "covidlib.data.index",
     "fold_dataloaders": "covidlib.data.loaders",
     "generate_phantom": "covidlib.data.phantom",
