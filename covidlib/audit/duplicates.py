@@ -49,6 +49,16 @@ __all__ = [
 # Perceptual hashes: name -> bits per image at hash_size 8 (the audit concatenates them).
 HASH_METHODS: tuple[str, ...] = ("phash", "dhash", "average")
 HASH_BATCH = 256  # images decoded per batch of the progress bar
+SPECKLE_FRACTION = 0.03
+# Crops hashed besides the whole image (fractions of the content box: left, top, right,
+# bottom): a copy cropped or shifted by a few percent matches one of them.
+CROP_BOXES: tuple[tuple[float, float, float, float], ...] = (
+    (0.04, 0.04, 0.96, 0.96),
+    (0.0, 0.0, 0.94, 0.94),
+    (0.06, 0.06, 1.0, 1.0),
+    (0.06, 0.0, 1.0, 0.94),
+    (0.0, 0.06, 0.94, 1.0),
+)
 
 
 def average_hash(path: str | Path, hash_size: int = 8) -> int:
@@ -76,13 +86,28 @@ def _average_hash_bits(path: str | Path, hash_size: int) -> np.ndarray:
     return pixels > pixels.mean()
 
 
-def _hash_bits(path: str, methods: Sequence[str], hash_size: int) -> np.ndarray:
-    """The concatenated bits of ``methods`` for one image."""
+def _hash_bits(path: str, methods: Sequence[str], hash_size: int, crops: bool = False
+               ) -> np.ndarray:
+    """The concatenated bits of ``methods`` for one image; with ``crops``, one row for the
+    image and one for each of :data:`CROP_BOXES` of it."""
+    image = load_grayscale(path)
+    if methods == ("average",):  # the datasets chapter's average hash sees the whole image
+        return _bits_of(image, methods, hash_size)
+    image = content_box(image)
+    if not crops:
+        return _bits_of(image, methods, hash_size)
+    width, height = image.size
+    variants = [image] + [
+        image.crop((int(left * width), int(top * height), int(right * width),
+                    int(bottom * height)))
+        for left, top, right, bottom in CROP_BOXES
+    ]
+    return np.stack([_bits_of(variant, methods, hash_size) for variant in variants])
+
+
+def _bits_of(image: Image.Image, methods: Sequence[str], hash_size: int) -> np.ndarray:
     import imagehash
 
-    image = load_grayscale(path)
-    if methods != ("average",):  # the datasets chapter's average hash sees the whole image
-        image = content_box(image)
     parts = []
     for method in methods:
         if method == "average":
@@ -96,7 +121,7 @@ def _hash_bits(path: str, methods: Sequence[str], hash_size: int) -> np.ndarray:
     return np.concatenate(parts).astype(bool)
 
 
-def content_box(image: Image.Image, level: float = 0.1, min_fraction: float = 0.1
+def content_box(image: Image.Image, level: float = 0.2, min_fraction: float = 0.1
                 ) -> Image.Image:
     """Crop ``image`` to the box of its pixels brighter than ``level`` times its maximum.
 
@@ -113,7 +138,12 @@ def content_box(image: Image.Image, level: float = 0.1, min_fraction: float = 0.
     if pixels.size == 0 or int(pixels.max()) == 0:
         return image
     bright = pixels > level * float(pixels.max())
-    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    # a row or column belongs to the content when a few percent of it is bright: isolated
+    # noise speckles in the background do not move the box
+    rows = np.flatnonzero(bright.mean(axis=1) > SPECKLE_FRACTION)
+    cols = np.flatnonzero(bright.mean(axis=0) > SPECKLE_FRACTION)
+    if rows.size == 0 or cols.size == 0:
+        return image
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     if (bottom - top) * (right - left) < min_fraction * pixels.size:
         return image
@@ -184,14 +214,20 @@ def image_hashes(
     paths: Sequence[str | Path],
     methods: Sequence[str] = ("phash", "dhash"),
     hash_size: int = 8,
+    crops: bool = False,
 ) -> np.ndarray:
     """Return the perceptual-hash bits of every image (one boolean row per image).
+
+    Every image but for the ``"average"`` hash is first cropped to its content box
+    (:func:`content_box`).
 
     Args:
         paths: image files.
         methods: any of :data:`HASH_METHODS`; their bits are concatenated (pHash sees
             resizing, re-encoding and intensity changes through; dHash adds gradients).
         hash_size: side of each hash (``hash_size**2`` bits per method).
+        crops: also hash the :data:`CROP_BOXES` of every image: the result is then
+            ``(images, 1 + len(CROP_BOXES), bits)``, the whole image first.
 
     Example:
         >>> import tempfile, pathlib
@@ -207,25 +243,40 @@ def image_hashes(
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2 (got {hash_size}).")
     names = [str(p) for p in paths]
-    bits = _pool_map(lambda p: _hash_bits(p, tuple(methods), hash_size), names, "hash")
+    bits = _pool_map(lambda p: _hash_bits(p, tuple(methods), hash_size, crops), names, "hash")
     width = len(methods) * hash_size * hash_size
-    return np.array(bits, dtype=bool).reshape(len(names), width)
+    shape = (len(names), 1 + len(CROP_BOXES), width) if crops else (len(names), width)
+    return np.array(bits, dtype=bool).reshape(shape)
 
 
 def pair_distances(bits: np.ndarray, rows: slice | None = None) -> np.ndarray:
     """Return the fraction of differing bits between rows of ``bits`` and every row.
 
     Computed with two matrix products (fast for thousands of images); ``rows`` restricts
-    the left side to a block of rows (batches bound the memory).
+    the left side to a block of rows (batches bound the memory). For hashes with crops
+    (``bits`` of shape images x variants x bits) the distance of two images is the smallest
+    between the whole of one and any variant of the other.
 
     Example:
         >>> pair_distances(np.array([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=bool)).tolist()
         [[0.0, 0.25], [0.25, 0.0]]
     """
-    ones = bits.astype(np.float32)
-    left = ones[rows] if rows is not None else ones
+    if bits.ndim == 3:
+        whole = bits[:, 0]
+        left = np.arange(len(bits))[rows] if rows is not None else np.arange(len(bits))
+        best = _distances(whole[left], whole)
+        for variant in range(1, bits.shape[1]):
+            best = np.minimum(best, _distances(whole[left], bits[:, variant]))
+            best = np.minimum(best, _distances(bits[left, variant], whole))
+        return best
+    return _distances(bits[rows] if rows is not None else bits, bits)
+
+
+def _distances(left_bits: np.ndarray, right_bits: np.ndarray) -> np.ndarray:
+    left = left_bits.astype(np.float32)
+    ones = right_bits.astype(np.float32)
     agree = left @ ones.T + (1 - left) @ (1 - ones).T
-    return (bits.shape[1] - agree) / bits.shape[1]
+    return (ones.shape[1] - agree) / ones.shape[1]
 
 
 def find_duplicates(

@@ -317,7 +317,7 @@ def audit_images(
         method = "features"
         threshold = FEATURE_THRESHOLD if threshold is None else threshold
     else:
-        distances = near_matrix(image_hashes(names, methods, hash_size))
+        distances = near_matrix(image_hashes(names, methods, hash_size, crops=True))
         method = "+".join(methods)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not 0 <= threshold <= 1:
