@@ -204,7 +204,7 @@ def identical_sets(paths: Sequence[str | Path], digests: Sequence[str] | None = 
     names = [str(p) for p in paths]
     digests = list(digests) if digests is not None else file_digests(names)
     by_digest: dict[str, list[str]] = {}
-    for name, digest in zip(names, digests):
+    for name, digest in zip(names, digests, strict=True):
         by_digest.setdefault(digest, []).append(name)
     sets = [sorted(group) for group in by_digest.values() if len(group) > 1]
     return sorted(sets)

@@ -63,9 +63,10 @@ def read_fold_file(path: Path, images: pd.DataFrame) -> list[int]:
     column = "key" if "key" in table.columns else "path" if "path" in table.columns else None
     if column is None:
         raise CommandError(f"{path} has neither a key nor a path column; pass a fold file.")
-    lookup = dict(zip(table[column].astype(str), table["fold"].astype(int)))
+    lookup = dict(zip(table[column].astype(str), table["fold"].astype(int), strict=True))
     folds = []
-    for relpath, full in zip(images["relpath"].astype(str), images["path"].astype(str)):
+    relpaths, fulls = images["relpath"].astype(str), images["path"].astype(str)
+    for relpath, full in zip(relpaths, fulls, strict=True):
         fold = lookup.get(relpath, lookup.get(full))
         if fold is None:
             raise CommandError(f"{path} has no fold for {relpath}; it was made for another "

@@ -876,7 +876,7 @@ def _check_difficulty(difficulty: float) -> None:
 
 PATIENT_PHANTOM = "phantom-patients"  # its registry name: caches never collide with "phantom"
 PATIENT_GENERATOR = "covidlib.phantom-patients"
-PATIENT_DEFAULTS: dict[str, Any] = {"patients": 40, "slices": 5, "seed": 0, "difficulty": 0.5}
+PATIENT_DEFAULTS: dict[str, Any] = {"patients": 40, "slices": 5, "seed": 0, "difficulty": 0.2}
 
 
 def _patient_slice(base: PhantomSlice, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -215,7 +215,7 @@ def apply_groups_file(
         )
     table = read_csv(path, GROUP_FILE_COLUMNS, dtype={"path": str, "group": str},
                      hint="write it again with covidlib audit --groups-out")
-    lookup = dict(zip(table["path"], table["group"]))
+    lookup = dict(zip(table["path"], table["group"], strict=True))
     out = images.copy()
     keys = [out[c].astype(str) for c in ("relpath", "path") if c in out.columns]
     groups = []
