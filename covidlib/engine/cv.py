@@ -3,8 +3,9 @@
 The paper reports the mean and standard deviation over five stratified folds: fold ``k``'s
 model is trained on the other four folds and evaluated on fold ``k``. The fold assignment
 is computed once per dataset, strategy and seed, saved next to the runs
-(``<out>/<dataset>/folds-<strategy>-k<n>-seed<seed>.csv``) and reused by every model, so
-all models are compared on identical folds.
+(``<out>/<dataset>/folds-<strategy>-k<n>-seed<seed>.csv``; grouped folds name their group
+source too, ``folds-grouped-patient-k5-seed0.csv`` or ``folds-grouped-file-<sha>-...``) and
+reused by every model, so all models are compared on identical folds.
 
 A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds ``config.json`` (the whole
 :class:`covidlib.config.ExperimentConfig`), ``folds.csv``, ``summary.json``,
