@@ -29,7 +29,7 @@ from covidlib.config import (
 
 
 def add_experiment_options(parser: argparse.ArgumentParser) -> None:
-    """Add --dataset --root --model --profile --split --folds --seed --epochs --batch-size
+    """Add --dataset --root --model --profile --split --groups --folds --seed --epochs --batch-size
     --lr --weights --skip-problems (the experiment) and --device --workers (the runtime)."""
     group = parser.add_argument_group("experiment (defaults: the profile's)")
     group.add_argument("--profile", choices=sorted(PROFILES),
