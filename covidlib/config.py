@@ -51,6 +51,8 @@ PHANTOM_DATASET = "phantom"  # the registry name of the generated dataset
 OPTIMIZER_NAMES: tuple[str, ...] = ("lamb", "lamb-torch-optimizer", "adam", "adamw", "sgd")
 FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")
+# The group source of grouped folds: the index's groups (patient ids, else source prefix).
+PATIENT_GROUPS = "patient"
 # Initial weights: these two names, or the path of a weights file.
 WEIGHTS_CHOICES: tuple[str, ...] = ("random", "imagenet")
 # Transfer strategies (covidlib.engine.transfer): random init; frozen backbone, new head
@@ -451,6 +453,8 @@ class PhantomConfig:
 # Keys a config.json written before the transfer strategies lacks; from_dict reads them as
 # None, i.e. the strategy those runs used (scratch for random weights, else finetune).
 TRANSFER_KEYS: tuple[str, ...] = ("strategy", "weights_sha256")
+# Keys added by grouped folds; None in an older config.json means what such runs used.
+GROUPS_KEYS: tuple[str, ...] = ("groups", "groups_sha256")
 
 
 def _check_transfer(config: Any) -> None:
@@ -508,6 +512,12 @@ class ExperimentConfig:
         weights_sha256: sha256 of the weights file (``None`` for random/imagenet); computed
             when ``None`` and the file exists, so a changed file is another experiment.
         split: fold strategy, one of :data:`SPLIT_STRATEGIES`.
+        groups: what grouped folds keep together (``split="grouped"`` only): ``"patient"``
+            (the dataset index's groups: patient ids where known, else the source prefix;
+            the default there) or the path of a groups file (CSV with ``path`` and
+            ``group``, e.g. the pseudo-patients of ``covidlib audit --groups-out``).
+        groups_sha256: the groups file's sha256, recorded when the config is made (``None``
+            for ``"patient"``); a run refuses a file that changed since.
         n_folds: number of folds (``split="official"`` has one test fold: stored as 1).
         seed: seeds the fold assignment, the initialisation, data order and augmentation.
         canvas: letterbox canvas ``(width, height)``; ``None`` is the model's custom input
@@ -533,6 +543,9 @@ class ExperimentConfig:
     strategy: str | None = None
     weights_sha256: str | None = None
     split: str = "stratified"
+    # Leakage audit: the group source of grouped folds (None unless split is "grouped").
+    groups: str | None = None
+    groups_sha256: str | None = None
     n_folds: int = 5
     seed: int = 0
     canvas: tuple[int, int] | None = None
@@ -550,6 +563,7 @@ class ExperimentConfig:
         _check_transfer(self)
         if self.split not in SPLIT_STRATEGIES:
             raise ValueError(f"Unknown split {self.split!r}; choose one of {SPLIT_STRATEGIES}.")
+        self._check_groups()
         _set(self, "n_folds", _number(self.n_folds, "n_folds", int))
         _set(self, "seed", _number(self.seed, "seed", int))
         if self.split == "official":
@@ -583,6 +597,47 @@ class ExperimentConfig:
         if self.train is None:
             raise ValueError("train must be a TrainConfig, got None.")
 
+    def _check_groups(self) -> None:
+        """Default and validate :attr:`groups`; record a groups file's sha256."""
+        if self.split != "grouped":
+            if self.groups is not None or self.groups_sha256 is not None:
+                raise ValueError(
+                    f"groups={self.groups!r} applies to split='grouped' only, not to "
+                    f"{self.split!r}; pass groups=None."
+                )
+            return
+        if self.groups is None:
+            _set(self, "groups", PATIENT_GROUPS)
+        if not isinstance(self.groups, str) or not self.groups.strip():
+            raise ValueError(f"groups must be 'patient' or a groups file, got {self.groups!r}.")
+        if self.groups == PATIENT_GROUPS:
+            if self.groups_sha256 is not None:
+                raise ValueError("groups_sha256 belongs to a groups file, not to 'patient'.")
+            return
+        if self.groups_sha256 is None:
+            path = Path(self.groups)
+            if not path.is_file():
+                raise ValueError(
+                    f"groups file {self.groups} not found; pass 'patient' or a CSV with "
+                    "path and group columns (covidlib audit --groups-out writes one)."
+                )
+            _set(self, "groups_sha256", hashlib.sha256(path.read_bytes()).hexdigest())
+
+    @property
+    def groups_tag(self) -> str | None:
+        """The group source as it appears in a fold file's name: ``None`` (not grouped),
+        ``"patient"`` or ``"file-"`` and the groups file's sha256 prefix.
+
+        Example:
+            >>> ExperimentConfig("covid19-ct", "resnet18", split="grouped").groups_tag
+            'patient'
+        """
+        if self.groups is None:
+            return None
+        if self.groups == PATIENT_GROUPS:
+            return PATIENT_GROUPS
+        return f"file-{(self.groups_sha256 or '')[:12]}"
+
     @property
     def pretrained(self) -> bool | str:
         """``weights`` as :func:`covidlib.models.factory.create_model` takes it."""
@@ -607,8 +662,8 @@ class ExperimentConfig:
             ...
             ValueError: unknown config key 'augment.blur_sgima'; the keys of augment are ...
         """
-        if isinstance(values, Mapping):  # config.json written before the transfer keys
-            values = {**dict.fromkeys(TRANSFER_KEYS), **values}
+        if isinstance(values, Mapping):  # config.json written before these keys existed
+            values = {**dict.fromkeys(TRANSFER_KEYS + GROUPS_KEYS), **values}
         data = _check_keys(cls, values, "")
         data["train"] = TrainConfig.from_dict(data["train"])
         if data["augment"] is not None:
@@ -652,6 +707,10 @@ class ExperimentConfig:
             changes.setdefault("weights_sha256", None)
             if changes["weights"] != self.weights:
                 changes.setdefault("strategy", None)
+        if changes.get("split", self.split) != "grouped":
+            changes.setdefault("groups", None)
+        if "groups" in changes or changes.get("split", self.split) != "grouped":
+            changes.setdefault("groups_sha256", None)  # recorded again for a new file
         return replace(self, **changes)
 
 

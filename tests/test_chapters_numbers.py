@@ -125,9 +125,9 @@ CLAIMS: list[tuple[str, str, Callable[[], bool]]] = [
 def _default(function: str, parameter: str) -> object:
     import inspect
 
-    import covidlib.data
+    import covidlib.audit
 
-    return inspect.signature(getattr(covidlib.data, function)).parameters[parameter].default
+    return inspect.signature(getattr(covidlib.audit, function)).parameters[parameter].default
 
 
 def _augment_default(field: str) -> object:
@@ -203,3 +203,48 @@ def test_dataset_facts_match_the_real_copy(covid19_ct_root: Path) -> None:
                                          1),
     }
     assert book.dataset_facts("covid19-ct")["covid19-ct"] == measured
+
+
+# Leakage audit: the honest-evaluation chapter's stated constants.
+HONEST_CLAIMS: list[tuple[str, Callable[[], bool]]] = [
+    ("a perceptual hash (pHash, the signs of the lowest frequencies of a discrete cosine "
+     "transform) and a difference hash (dHash, the signs of horizontal gradients), 64 bits each",
+     lambda: _audit_default("hash_size") == 8 and _audit_default("methods") == ("phash", "dhash")),
+    ("the fraction of the 128 bits that differ",
+     lambda: 2 * _audit_default("hash_size") ** 2 == 128),
+    ("every image is also hashed in five slightly cropped versions",
+     lambda: len(_crop_boxes()) == 5),
+    ("near-duplicates (at 0.8 times the threshold)",
+     lambda: _leaks_constant("GROUP_FACTOR") == 0.8),
+    ("their distance is below 1.6 times the threshold",
+     lambda: _leaks_constant("CONSECUTIVE_FACTOR") == 1.6),
+]
+
+
+def _audit_default(parameter: str) -> object:
+    import inspect
+
+    from covidlib.audit.leaks import audit_images
+
+    return inspect.signature(audit_images).parameters[parameter].default
+
+
+def _crop_boxes() -> tuple[tuple[float, float, float, float], ...]:
+    from covidlib.audit.duplicates import CROP_BOXES
+
+    return CROP_BOXES
+
+
+def _leaks_constant(name: str) -> float:
+    from covidlib.audit import leaks
+
+    return float(getattr(leaks, name))
+
+
+@pytest.mark.parametrize(("sentence", "check"), HONEST_CLAIMS,
+                         ids=[s[:40] for s, _ in HONEST_CLAIMS])
+def test_honest_evaluation_numbers_match_the_library(sentence: str,
+                                                     check: Callable[[], bool]) -> None:
+    assert sentence in prose("honest-evaluation.ipynb"), (
+        f"honest-evaluation.ipynb no longer says {sentence!r}: update HONEST_CLAIMS")
+    assert check()

@@ -32,6 +32,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.tsne",
     "covidlib.cli.gradcam",
     "covidlib.cli.localize",
+    "covidlib.cli.audit",
+    "covidlib.cli.evaluate",
 )
 
 

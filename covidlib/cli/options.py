@@ -32,9 +32,9 @@ from covidlib.config import (
 def add_experiment_options(
     parser: argparse.ArgumentParser, *, several: bool = False, runtime: bool = True
 ) -> None:
-    """Add --dataset --root --model --profile --split --folds --seed --epochs --batch-size
-    --lr --canvas-scale --weights --strategy --skip-problems (the experiment) and --device
-    --workers (the runtime).
+    """Add --dataset --root --model --profile --split --groups --folds --seed --epochs
+    --batch-size --lr --canvas-scale --weights --strategy --skip-problems (the experiment) and
+    --device --workers (the runtime).
 
     Args:
         parser: the command's parser.
@@ -59,6 +59,9 @@ def add_experiment_options(
         group.add_argument("--model", required=True, help="model name (covidlib models list)")
     group.add_argument("--split", choices=SPLIT_STRATEGIES, default="stratified",
                        help="fold strategy (default stratified)")
+    group.add_argument("--groups", type=Path,
+                       help="with --split grouped: a groups file (CSV path,group, e.g. from "
+                       "covidlib audit --groups-out); default: the dataset's patient groups")
     group.add_argument("--folds", type=int, help="number of folds")
     if several:
         group.add_argument("--seed", "--seeds", dest="seed", type=int, nargs="+", default=[0],
@@ -100,6 +103,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option)
         if value is not None:
             overrides[key] = value
+    groups = getattr(args, "groups", None)
+    if groups is not None:
+        if args.split != "grouped":
+            raise ValueError(f"--groups {groups} needs --split grouped (not {args.split}).")
+        overrides["groups"] = str(groups)
     return overrides
 
 

@@ -1,8 +1,8 @@
-"""Data: the dataset registry, sources (downloads), indexing, duplicates, image decoding, the
+"""Data: the dataset registry, sources (downloads), indexing, image decoding, the
 synthetic phantom, and the letterbox cache with its fold loaders.
 
 Modules, lowest first (each imports only those above it): ``images``, ``registry``,
-``phantom``, ``index``, ``duplicates``, ``sources`` (downloads, :func:`ensure_dataset`),
+``phantom``, ``index``, ``sources`` (downloads, :func:`ensure_dataset`),
 ``cache`` (the letterbox cache), ``loaders`` (fastai loaders per fold).
 
 Public names are importable from the package and loaded on first use
@@ -36,23 +36,24 @@ _EXPORTS: dict[str, str] = {
     "MANIFEST_NAME": "covidlib.data.phantom",
     "MetadataSpec": "covidlib.data.registry",
     "NON_COVID_FINDINGS": "covidlib.data.phantom",
+    "PATIENT_PHANTOM": "covidlib.data.phantom",
     "PhantomExistsError": "covidlib.data.phantom",
     "PhantomSlice": "covidlib.data.phantom",
     "RemoteFile": "covidlib.data.registry",
     "SIZE_MAX": "covidlib.data.phantom",
     "SIZE_MIN": "covidlib.data.phantom",
     "SPLITS": "covidlib.data.registry",
-    "average_hash": "covidlib.data.duplicates",
     "count_class_files": "covidlib.data.sources",
     "default_root": "covidlib.data.registry",
     "download_dataset": "covidlib.data.sources",
     "download_file": "covidlib.data.sources",
     "ensure_dataset": "covidlib.data.sources",
+    "ensure_patient_phantom": "covidlib.data.phantom",
     "ensure_phantom": "covidlib.data.phantom",
     "extract_archives": "covidlib.data.index",
-    "find_duplicates": "covidlib.data.duplicates",
     "find_layout": "covidlib.data.index",
     "fold_dataloaders": "covidlib.data.loaders",
+    "generate_patient_phantom": "covidlib.data.phantom",
     "generate_phantom": "covidlib.data.phantom",
     "get_dataset": "covidlib.data.registry",
     "index_dataset": "covidlib.data.index",

@@ -473,9 +473,9 @@ def index_dataset(
     if root is not None:
         base = Path(root).expanduser()
     elif spec.source == "generated":
-        from covidlib.data.phantom import ensure_phantom
+        from covidlib.data.phantom import PATIENT_PHANTOM, ensure_patient_phantom, ensure_phantom
 
-        base = ensure_phantom()
+        base = ensure_patient_phantom() if name == PATIENT_PHANTOM else ensure_phantom()
     else:
         base = default_root(name)
     folders = find_layout(name, base)

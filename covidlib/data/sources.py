@@ -44,7 +44,12 @@ from covidlib.data.index import (
     is_ignored_name,
     walk_visible_files,
 )
-from covidlib.data.phantom import PhantomExistsError, ensure_phantom
+from covidlib.data.phantom import (
+    PATIENT_PHANTOM,
+    PhantomExistsError,
+    ensure_patient_phantom,
+    ensure_phantom,
+)
 from covidlib.data.registry import DatasetSpec, default_root, get_dataset
 from covidlib.utils.fileio import atomic_dir, sha256_file
 
@@ -314,6 +319,8 @@ def download_dataset(
     target = (default_root(name) if root is None else Path(root)).expanduser().absolute()
     if spec.source == "generated":
         try:  # the same phantom ensure_dataset makes; the default folder is a cache
+            if name == PATIENT_PHANTOM:
+                return ensure_patient_phantom(None if root is None else target)
             return ensure_phantom(None if root is None else target)
         except PhantomExistsError as error:
             raise DownloadError(str(error)) from None
@@ -352,6 +359,8 @@ def ensure_dataset(
     """
     spec = get_dataset(name)
     if spec.source == "generated" and root is None:
+        if name == PATIENT_PHANTOM:
+            return ensure_patient_phantom()
         return ensure_phantom(profile=profile)
     base = default_root(name) if root is None else Path(root).expanduser()
     try:

@@ -3,8 +3,9 @@
 The paper reports the mean and standard deviation over five stratified folds: fold ``k``'s
 model is trained on the other four folds and evaluated on fold ``k``. The fold assignment
 is computed once per dataset, strategy and seed, saved next to the runs
-(``<out>/<dataset>/folds-<strategy>-k<n>-seed<seed>.csv``) and reused by every model, so
-all models are compared on identical folds.
+(``<out>/<dataset>/folds-<strategy>-k<n>-seed<seed>.csv``; grouped folds name their group
+source too, ``folds-grouped-patient-k5-seed0.csv`` or ``folds-grouped-file-<sha>-...``) and
+reused by every model, so all models are compared on identical folds.
 
 A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds ``config.json`` (the whole
 :class:`covidlib.config.ExperimentConfig`), ``folds.csv``, ``summary.json``,
@@ -157,11 +158,79 @@ def _key_column(images: pd.DataFrame) -> str:
     return "relpath" if "relpath" in images.columns else "path"
 
 
-def folds_file(out: str | Path, dataset: str, strategy: str, seed: int, n_folds: int) -> Path:
-    """Return where the fold assignment of (dataset, strategy, seed, n_folds) is stored."""
+def folds_file(
+    out: str | Path, dataset: str, strategy: str, seed: int, n_folds: int,
+    groups: str | None = None,
+) -> Path:
+    """Return where the fold assignment of (dataset, strategy, seed, n_folds) is stored.
+
+    ``groups`` (:attr:`ExperimentConfig.groups_tag`: ``"patient"`` or ``"file-<sha>"``)
+    names the group source of grouped folds, so folds made from other groups are never
+    reused.
+
+    Example:
+        >>> folds_file("runs", "covid19-ct", "grouped", 0, 5, groups="patient").name
+        'folds-grouped-patient-k5-seed0.csv'
+    """
     if strategy == "official":
         return Path(out) / dataset / "folds-official.csv"
+    if strategy == "grouped" and groups:
+        return Path(out) / dataset / f"folds-{strategy}-{groups}-k{n_folds}-seed{seed}.csv"
     return Path(out) / dataset / f"folds-{strategy}-k{n_folds}-seed{seed}.csv"
+
+
+GROUP_FILE_COLUMNS: tuple[str, ...] = ("path", "group")
+
+
+def apply_groups_file(
+    images: pd.DataFrame, path: str | Path, sha256: str | None = None
+) -> pd.DataFrame:
+    """Return ``images`` with its ``group`` column read from a groups file.
+
+    The file is a CSV with ``path`` (an image's ``relpath`` in the dataset, or its path) and
+    ``group``, as ``covidlib audit --groups-out`` writes it.
+
+    Raises:
+        ValueError: the file changed since its sha256 was recorded, lacks a column, or does
+            not list every image.
+
+    Example:
+        >>> import tempfile
+        >>> groups = Path(tempfile.mkdtemp()) / "groups.csv"
+        >>> _ = groups.write_text("path,group\\na.png,p1\\nb.png,p1\\n")
+        >>> images = pd.DataFrame({"relpath": ["a.png", "b.png"], "label": [0, 1]})
+        >>> apply_groups_file(images, groups)["group"].tolist()
+        ['p1', 'p1']
+    """
+    from covidlib.engine.runs import read_csv
+    from covidlib.utils.fileio import sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"groups file {path} not found; write one with covidlib audit "
+                         "--groups-out FILE or use --split grouped without --groups.")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ValueError(
+            f"the groups file {path} changed since this experiment recorded its sha256 "
+            f"{sha256[:12]}...; restore it or start a new run (another --run-name or --out)."
+        )
+    table = read_csv(path, GROUP_FILE_COLUMNS, dtype={"path": str, "group": str},
+                     hint="write it again with covidlib audit --groups-out")
+    lookup = dict(zip(table["path"], table["group"], strict=True))
+    out = images.copy()
+    keys = [out[c].astype(str) for c in ("relpath", "path") if c in out.columns]
+    groups = []
+    for row in range(len(out)):
+        found = next((lookup[k.iloc[row]] for k in keys if k.iloc[row] in lookup), None)
+        groups.append(found)
+    missing = [str(keys[0].iloc[i]) for i, g in enumerate(groups) if g is None]
+    if missing:
+        raise ValueError(
+            f"the groups file {path} has no group for {len(missing)} image(s), e.g. "
+            f"{missing[:3]}; write it again for this dataset (covidlib audit --groups-out)."
+        )
+    out["group"] = groups
+    return out
 
 
 def load_or_assign_folds(
@@ -207,6 +276,10 @@ def load_or_assign_folds(
     aligned = lookup.loc[keys.to_numpy()]
     if (aligned["label"].to_numpy() != images["label"].to_numpy()).any():
         raise ValueError(f"Labels in {path} differ from the dataset; delete the fold file.")
+    if strategy == "grouped" and "group" in stored.columns and "group" in images.columns:
+        if (aligned["group"].astype(str).to_numpy()
+                != images["group"].astype(str).to_numpy()).any():
+            raise ValueError(f"Groups in {path} differ from the dataset's; delete the fold file.")
     return pd.Series(aligned["fold"].to_numpy(dtype=int), index=images.index, name="fold")
 
 
@@ -450,8 +523,11 @@ def run_cv(
     dataset_root = ensure_dataset(config.dataset, root, _phantom_profile(config))
     index = index_dataset(config.dataset, dataset_root)
     images = index.require_clean(config.skip_problems).reset_index(drop=True)
+    if config.groups_sha256 is not None and config.groups is not None:
+        images = apply_groups_file(images, config.groups, config.groups_sha256)
     skipped = index.problems if config.skip_problems else index.problems.iloc[:0]
-    fold_file = folds_file(runs_root, index.name, config.split, config.seed, config.n_folds)
+    fold_file = folds_file(runs_root, index.name, config.split, config.seed, config.n_folds,
+                           config.groups_tag)
     folds = load_or_assign_folds(images, fold_file, config.n_folds, config.seed, config.split)
     available = fold_numbers(folds)
     if not has_config:

@@ -33,7 +33,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sars-cov-2-ct" in out and "1252/1229" in out
     assert main(["datasets", "list", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert [r["dataset"] for r in records] == ["sars-cov-2-ct", "covid19-ct", "phantom"]
+    assert [r["dataset"] for r in records] == ["sars-cov-2-ct", "covid19-ct", "phantom",
+                                               "phantom-patients"]
 
 
 def test_index_json_csv_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -310,3 +310,21 @@ def test_link_loop_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PhantomExistsError, match="link loop"):
         generate_phantom(loop, n=2)
     assert loop.is_symlink()
+
+
+def test_patient_phantom_has_its_own_name_slices_per_patient_and_groups(tmp_path: Path) -> None:
+    from covidlib.data.index import index_dataset
+    from covidlib.data.phantom import PATIENT_PHANTOM, generate_patient_phantom
+    from covidlib.data.registry import default_root
+
+    assert default_root(PATIENT_PHANTOM) != default_root("phantom")
+    root = generate_patient_phantom(tmp_path / "pp", patients=4, slices=3, seed=1)
+    again = generate_patient_phantom(tmp_path / "pp", patients=4, slices=3, seed=1)
+    assert again == root
+    images = index_dataset(PATIENT_PHANTOM, root).images
+    assert len(images) == 12 and images["group"].nunique() == 4
+    assert images.groupby("group")["label"].nunique().max() == 1
+    first = sorted((root / "COVID").glob("*.png"))[:2]
+    assert first[0].read_bytes() != first[1].read_bytes()  # slices differ, but slightly
+    with pytest.raises(ValueError, match="slices must be"):
+        generate_patient_phantom(tmp_path / "bad", patients=2, slices=0)

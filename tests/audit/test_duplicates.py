@@ -1,4 +1,4 @@
-"""Tests for covidlib.data.duplicates: average hashes and duplicate pairs."""
+"""Tests for covidlib.audit.duplicates: average hashes and duplicate pairs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from covidlib.data.duplicates import average_hash, find_duplicates
+from covidlib.audit.duplicates import average_hash, find_duplicates
 
 
 def test_find_duplicates(tmp_path: Path) -> None:

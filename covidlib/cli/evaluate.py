@@ -1,0 +1,141 @@
+"""`covidlib evaluate`: external validation of a run's fold models on another dataset.
+
+Every finished fold model of a run folder scores every image of another dataset (for
+example trained on COVID19-CT, tested on SARS-CoV-2 CT): a model that learned COVID keeps
+its accuracy, one that learned its training data's sources does not. The result gets the
+report's metrics and intervals (:func:`covidlib.evaluate.report.summarize_scored`) and is
+stored like any result (:func:`covidlib.evaluate.report.store_result`):
+``<out>/<dataset>/<model>/<id>/{provenance.json, summary.json, fold-<k>/predictions.csv}``.
+
+Example:
+    >>> from covidlib.cli import build_parser
+    >>> args = build_parser().parse_args(
+    ...     ["evaluate", "--run", "runs/x", "--dataset", "sars-cov-2-ct", "--json"])
+    >>> args.dataset, args.json, args.func.__name__
+    ('sars-cov-2-ct', True, 'run_evaluate_command')
+
+    $ covidlib evaluate --run runs/covid19-ct/resnet18/full --dataset sars-cov-2-ct --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from covidlib.cli import CommandError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``evaluate`` command."""
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score a run's fold models on another dataset (external validation)",
+        description="External validation: every finished fold model of a run scores every "
+        "image of another dataset; the metrics get the report's intervals and the "
+        "predictions are stored like any result (no weights).",
+    )
+    evaluate.add_argument("--run", type=Path, required=True, help="a run folder of covidlib cv")
+    evaluate.add_argument("--dataset", required=True, help="the dataset to test on")
+    evaluate.add_argument("--root", type=Path, help="its folder (default: the registry's)")
+    evaluate.add_argument("--out", type=Path, default=Path("results"),
+                          help="results root (default results/)")
+    evaluate.add_argument("--id", help="result id (default external-<run folder name>)")
+    evaluate.add_argument("--threshold", type=float, default=0.5, help="COVID at or above it")
+    evaluate.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(func=run_evaluate_command)
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, cwd=Path(__file__).resolve().parent, check=False)
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def external_predictions(run_dir: Path, images: pd.DataFrame, threshold: float = 0.5
+                         ) -> pd.DataFrame:
+    """Return each finished fold model's predictions on ``images`` (one row per image and
+    fold: ``path``, ``relpath``, ``label``, ``probability``, ``fold``)."""
+    from covidlib.engine.predict import predict_images, usable_folds
+
+    folds = usable_folds(run_dir)
+    if not folds:
+        raise CommandError(f"{run_dir} has no finished fold yet; run `covidlib cv` first.")
+    tables = []
+    for fold in folds:
+        scored = predict_images(run_dir, images["path"].astype(str).tolist(), fold=fold,
+                                threshold=threshold)
+        tables.append(pd.DataFrame({
+            "path": images["path"].astype(str).to_numpy(),
+            "relpath": images["relpath"].astype(str).to_numpy(),
+            "label": images["label"].astype(int).to_numpy(),
+            "probability": scored["probability"].to_numpy(),
+            "fold": fold,
+        }))
+    return pd.concat(tables, ignore_index=True)
+
+
+def run_evaluate_command(args: argparse.Namespace) -> int:
+    """Run ``covidlib evaluate``."""
+    from covidlib.data.index import index_dataset
+    from covidlib.data.sources import ensure_dataset
+    from covidlib.engine.runs import RunFolder
+    from covidlib.evaluate.report import (
+        ScoredRun,
+        load_scored,
+        profile_of,
+        store_result,
+        summarize_scored,
+    )
+
+    if not (args.run / "config.json").is_file():
+        raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
+    config = RunFolder(args.run).read_config()
+    try:
+        root = ensure_dataset(args.dataset, args.root, None)
+        images = index_dataset(args.dataset, root).require_clean(True).reset_index(drop=True)
+    except KeyError as error:
+        raise CommandError(str(error).strip("'\"")) from error
+    predictions = external_predictions(args.run, images, args.threshold)
+    folds = sorted(int(k) for k in predictions["fold"].unique())
+    trained_on = str(config.get("dataset"))
+    provenance = {
+        "weights": str(config.get("weights")),
+        "data": f"trained on {trained_on} ({args.run}), tested on {args.dataset} "
+                f"({len(images)} images at {root})",
+        "hardware": f"{platform.machine()} {platform.processor() or platform.system()}",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "external": {"trained_on": trained_on, "run": str(args.run),
+                     "split": config.get("split"), "seed": config.get("seed")},
+    }
+    run = ScoredRun(args.run, "external", args.dataset, str(config.get("model")),
+                    profile_of(config), len(folds), folds, predictions, provenance)
+    result_id = args.id or f"external-{args.run.name}"
+    target = store_result(run, args.out, result_id, provenance)
+    report = summarize_scored(load_scored(target), threshold=args.threshold,
+                              n_resamples=args.resamples)
+    report["n_images"] = int(len(images))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    metrics = report["metrics"]
+    print(f"{run.model} trained on {trained_on}, tested on {args.dataset} "
+          f"({len(images)} images, {len(folds)} fold model(s)):")
+    for name in ("accuracy", "recall", "specificity", "roc_auc"):
+        if name in metrics:
+            value = metrics[name]
+            print(f"  {name:12s} {100 * value['mean']:5.1f}  "
+                  f"[{100 * value['ci_low']:.1f}, {100 * value['ci_high']:.1f}]")
+    print(f"stored: {target}")
+    return 0
