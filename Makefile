@@ -26,10 +26,15 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build -W -n --keep-going .
 	@echo "Book written to _build/html/index.html"
 
-# The suite and the chapters, then every docstring example of the library (without
-# tests/conftest.py, as a user would run them).
+# The suite (in TEST_WORKERS processes of one torch thread each: on 2 cores two
+# single-threaded workers beat one two-threaded process, since most tests are small and
+# overhead-bound), then the chapters one after another (they share the trained runs under
+# data/runs), then every docstring example of the library (without tests/conftest.py, as a
+# user would run them).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest tests chapters --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=15 -p no:cacheprovider
+	$(BIN)/python -m pytest chapters --nbmake --nbmake-timeout=900 --durations=20 -p no:cacheprovider
 	$(BIN)/python -m pytest covidlib --doctest-modules -p no:cacheprovider
 
 lint: $(STAMP)

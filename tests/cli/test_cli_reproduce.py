@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from covidlib.cli import main
-from covidlib.cli.reproduce import registered_commands
 from covidlib.grid.status import grid_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +32,8 @@ def test_smoke_reproduction_writes_the_report(
     assert (report / "confusion-phantom.png").stat().st_size > 1000
     index = (report / "README.md").read_text()
     assert "Table 2 (phantom, 2 runs)" in index
-    for command, figure in (("tsne", "t-SNE"), ("gradcam", "Grad-CAM")):
-        if command not in registered_commands():
-            assert f"{figure}: skipped, `covidlib {command}` is not part" in index
+    for model in ("squeezenet", "resnet18"):  # the explanation commands' figures
+        assert (report / f"tsne-phantom-{model}.png").stat().st_size > 1000
+        assert sorted(p.suffix for p in (report / f"gradcam-phantom-{model}").iterdir()) == [
+            ".npy", ".npy", ".png", ".png"]
     assert f"report: {report}" in capsys.readouterr().err
