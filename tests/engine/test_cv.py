@@ -332,3 +332,28 @@ def test_offline_imagenet_weights_are_refused_before_config_json(
     with pytest.raises(WeightsNotCachedError, match="not cached"):
         run_cv(config, RuntimeSettings(device="cpu"), out=tmp_path / "runs", log=None)
     assert not list((tmp_path / "runs").rglob("config.json"))
+
+
+def test_grouped_run_from_a_groups_file_keeps_every_group_in_one_fold(
+    tmp_path: Path, phantom_root: Path, small_config: Callable[..., ExperimentConfig],
+    cv: Callable[..., CVResult],
+) -> None:
+    from covidlib.data.index import index_dataset
+
+    images = index_dataset("phantom", phantom_root).images
+    groups = tmp_path / "groups.csv"
+    # three consecutive files per group, as pseudo-patients of the audit would be
+    pd.DataFrame({"path": images["relpath"],
+                  "group": [f"g{i // 3}" for i in range(len(images))]}).to_csv(groups,
+                                                                              index=False)
+    config = small_config(split="grouped", groups=str(groups), n_folds=3)
+    assert config.groups_sha256 is not None
+    result = cv(tmp_path / "runs", config=config, only_fold=0)
+    fold_files = list((tmp_path / "runs" / "phantom").glob("folds-grouped-file-*.csv"))
+    assert len(fold_files) == 1  # the groups file's hash is in the fold file's name
+    folds = pd.read_csv(fold_files[0])
+    wanted = pd.read_csv(groups).set_index("path")["group"]
+    assert folds["group"].tolist() == wanted.loc[folds["key"]].tolist()  # the file's groups
+    assert (folds.groupby("group")["fold"].nunique() == 1).all()  # none split across folds
+    assert folds["fold"].nunique() == 3
+    assert len(result.predictions) > 0
