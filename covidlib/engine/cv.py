@@ -429,9 +429,15 @@ def fit_first_fold(
     )
 
 
-def _phantom_profile(config: ExperimentConfig) -> Profile | None:
+def phantom_profile(config: ExperimentConfig) -> Profile | None:
     """A profile carrying the experiment's phantom settings (``ensure_dataset`` reads a
-    profile's); ``None`` for a real dataset."""
+    profile's); ``None`` for a real dataset.
+
+    Example:
+        >>> from covidlib.config import get_profile
+        >>> phantom_profile(get_profile("full").experiment("covid19-ct", "resnet18")) is None
+        True
+    """
     if config.phantom is None:
         return None
     return PROFILES["quick"].with_overrides(phantom=config.phantom)
@@ -520,7 +526,7 @@ def run_cv(
     else:
         run_dir = runs_root / config.dataset / config.model / (run_name or config.digest()[:12])
     has_config = check_run_config(run_dir, config)
-    dataset_root = ensure_dataset(config.dataset, root, _phantom_profile(config))
+    dataset_root = ensure_dataset(config.dataset, root, phantom_profile(config))
     index = index_dataset(config.dataset, dataset_root)
     images = index.require_clean(config.skip_problems).reset_index(drop=True)
     if config.groups_sha256 is not None and config.groups is not None:

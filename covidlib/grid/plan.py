@@ -131,11 +131,11 @@ def plan_grid(
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
     from covidlib.engine.cv import (
-        _phantom_profile,
         check_run_config,
         fold_numbers,
         folds_file,
         load_or_assign_folds,
+        phantom_profile,
     )
     from covidlib.engine.learner import resolve_canvas
     from covidlib.engine.runs import RunFolder
@@ -160,7 +160,7 @@ def plan_grid(
                                config.n_folds)
         if fold_file not in folds_of:
             root = roots.get(config.dataset)
-            dataset_root = ensure_dataset(config.dataset, root, _phantom_profile(config))
+            dataset_root = ensure_dataset(config.dataset, root, phantom_profile(config))
             index = index_dataset(config.dataset, dataset_root)
             images = index.require_clean(config.skip_problems).reset_index(drop=True)
             folds = load_or_assign_folds(images, fold_file, config.n_folds, config.seed,
