@@ -757,7 +757,7 @@ class Profile:
     """The experiment defaults of the quick or the full profile, each held once.
 
     Attributes:
-        name: ``"quick"`` or ``"full"``.
+        name: ``"quick"``, ``"cpu"`` or ``"full"``.
         dataset: dataset registry name the chapters use by default.
         weights: initial weights, ``"random"`` or ``"imagenet"``.
         canvas_scale: factor applied to each model's custom canvas (Table 1); 1.0 is the paper.
@@ -768,6 +768,9 @@ class Profile:
             fine-tune on; ``None`` uses every image.
         folds: number of cross-validation folds.
         augment: training augmentation.
+        per_model: settings that differ by model (``canvas_scale``, ``epochs``, ``lr``,
+            ``batch_size``...), e.g. the ``cpu`` profile's table
+            ``covidlib/tables/cpu_profile.csv``; explicit overrides still win.
 
     ``epochs``, ``lr``, ``batch_size``, ``pretrained``, ``phantom_size`` and
     ``phantom_difficulty`` read the fields above.
@@ -787,6 +790,7 @@ class Profile:
     demo_images_per_class: int | None = None
     folds: int = 5
     augment: AugmentConfig | None = DEFAULT_AUGMENT
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -889,7 +893,22 @@ class Profile:
             train=self.train,
             augment=self.augment,
         )
+        overrides = {**self.per_model.get(model, {}), **overrides}
         return config.with_overrides(**overrides) if overrides else config
+
+
+def _per_model_table(name: str) -> dict[str, dict[str, Any]]:
+    """Read a per-model settings table shipped in ``covidlib/tables/`` (one row a model)."""
+    import csv
+
+    casts = {"canvas_scale": float, "epochs": int, "lr": float, "batch_size": int}
+    path = Path(__file__).resolve().parent / "tables" / name
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(row for row in handle if not row.startswith("#")))
+    return {
+        row["model"]: {key: casts[key](value) for key, value in row.items() if key in casts}
+        for row in rows
+    }
 
 
 PROFILES: dict[str, Profile] = {
@@ -901,6 +920,16 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(epochs=6, lr=1e-2, batch_size=16),
         phantom=PhantomConfig(size=200, difficulty=0.2),
         demo_images_per_class=16,
+    ),
+    # Real data on a 2-core CPU from random initialisation: canvases, epochs and rates per
+    # model in tables/cpu_profile.csv (chosen for a CPU budget, see the README).
+    "cpu": Profile(
+        name="cpu",
+        dataset="sars-cov-2-ct",
+        weights="random",
+        canvas_scale=0.25,
+        train=TrainConfig(epochs=30, lr=1e-2, batch_size=32),
+        per_model=_per_model_table("cpu_profile.csv"),
     ),
     "full": Profile(
         name="full",
@@ -917,7 +946,7 @@ def get_profile(name: str | None = None) -> Profile:
     """Return the named profile, or the one chosen by ``COVIDLIB_PROFILE`` (default quick).
 
     Args:
-        name: ``"quick"`` or ``"full"``; ``None`` reads the environment.
+        name: ``"quick"``, ``"cpu"`` or ``"full"``; ``None`` reads the environment.
 
     Raises:
         ValueError: for an unknown profile name.

@@ -60,7 +60,7 @@ def test_quick_profile_keeps_its_numbers() -> None:
 
 
 def test_unknown_profile_names_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"'fast'.*\['full', 'quick'\]"):
+    with pytest.raises(ValueError, match=r"'fast'.*\['cpu', 'full', 'quick'\]"):
         get_profile("fast")
 
 
@@ -228,3 +228,16 @@ def test_import_covidlib_imports_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO_ROOT, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_cpu_profile_reads_its_per_model_table() -> None:
+    from covidlib.config import get_profile
+
+    cpu = get_profile("cpu")
+    assert cpu.weights == "random" and cpu.per_model, "the cpu profile trains from scratch"
+    for model, settings in cpu.per_model.items():
+        config = cpu.experiment("sars-cov-2-ct", model)
+        assert config.canvas_scale == settings["canvas_scale"]
+        assert config.train.epochs == settings["epochs"] and config.train.lr == settings["lr"]
+        assert cpu.experiment("covid19-ct", model, epochs=2).train.epochs == 2  # override wins
+    assert cpu.experiment("covid19-ct", "resnet50").canvas_scale == cpu.canvas_scale

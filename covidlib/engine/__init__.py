@@ -54,7 +54,7 @@ _EXPORTS: dict[str, str] = {
     "lr_trace": "covidlib.engine.learner",
     "make_learner": "covidlib.engine.learner",
     "predict_images": "covidlib.engine.predict",
-    "predict_probabilities": "covidlib.engine.learner",
+    "predict_logits": "covidlib.engine.learner",
     "read_experiment": "covidlib.engine.cv",
     "read_csv": "covidlib.engine.runs",
     "read_json": "covidlib.engine.runs",

@@ -475,14 +475,17 @@ class FoldResult:
     fold_dir: Path | None = None
 
 
-def predict_probabilities(learner: Learner, loader: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return (COVID probability, target) of every sample of ``loader``, in its order.
+def predict_logits(learner: Learner, loader: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (COVID logit, target) of every sample of ``loader``, in its order.
 
-    fastai's ``get_preds`` applies the loss's activation (a sigmoid for the one logit) and
-    the learner's callbacks (mixed precision, channels-last).
+    fastai's ``get_preds`` runs the learner's callbacks (mixed precision, channels-last);
+    ``act=noop`` keeps the raw logit, whose sigmoid is the COVID probability (the logit is
+    stored too: calibration needs it, and a probability rounded to 1.0 has lost it).
     """
-    probabilities, targets = learner.get_preds(dl=loader)
-    return probabilities.float().reshape(-1).numpy(), targets.float().reshape(-1).numpy()
+    from fastai.torch_core import noop
+
+    logits, targets = learner.get_preds(dl=loader, act=noop)
+    return logits.float().reshape(-1).numpy(), targets.float().reshape(-1).numpy()
 
 
 def train_fold(
@@ -574,7 +577,8 @@ def train_fold(
         best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
         learner.model.load_state_dict(best["model"])
     with _progress_on_stderr(show):
-        probabilities, targets = predict_probabilities(learner, dls.valid)
+        logits, targets = predict_logits(learner, dls.valid)
+    probabilities = torch.sigmoid(torch.from_numpy(logits).double()).numpy()
     expected = test_table["label"].to_numpy(dtype=np.float32)
     if len(targets) != len(expected) or not np.array_equal(targets, expected):
         raise ValueError(
@@ -596,6 +600,7 @@ def train_fold(
             "label": test_table["label"].astype(int).to_numpy(),
             "probability": probabilities.astype(float),
             "fold": fold,
+            "logit": logits.astype(float),
         }
     )
     if "relpath" in test_table.columns:  # the image relative to the dataset root
@@ -761,7 +766,7 @@ __all__ = [
     "load_checkpoint",
     "lr_trace",
     "make_learner",
-    "predict_probabilities",
+    "predict_logits",
     "resolve_canvas",
     "save_checkpoint",
     "train_fold",

@@ -89,7 +89,8 @@ def test_stale_lock_was_taken_over_and_said(trained: tuple[Path, str]) -> None:
     assert log.columns[0] == "epoch" and log.columns[-1] == "worker"
     assert log["worker"].tolist() == [f"{socket.gethostname()}:{os.getpid()}"]
     predictions = pd.read_csv(files / "predictions.csv")
-    assert list(predictions.columns) == ["path", "label", "probability", "fold", "relpath"]
+    assert list(predictions.columns) == ["path", "label", "probability", "fold", "logit",
+                                         "relpath"]
     assert all(not Path(p).is_absolute() for p in predictions["relpath"])
 
 

@@ -119,9 +119,11 @@ def test_predictions_and_metrics(tiny: TinyFactory) -> None:
     model, dls, table = tiny()
     result = train_fold(model, dls, table, cpu_config(epochs=2), fold=3)
     predictions = result.predictions
-    assert list(predictions.columns) == ["path", "label", "probability", "fold"]
+    assert list(predictions.columns) == ["path", "label", "probability", "fold", "logit"]
     assert list(predictions["path"]) == list(table["path"])
     assert predictions["probability"].between(0, 1).all()
+    sigmoid = 1 / (1 + np.exp(-predictions["logit"]))
+    assert np.allclose(sigmoid, predictions["probability"])
     assert set(predictions["fold"]) == {3}
     assert set(METRIC_NAMES) <= set(result.metrics)
 
