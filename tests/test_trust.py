@@ -262,3 +262,37 @@ def test_logits_fall_back_to_clipped_probabilities() -> None:
     assert np.isfinite(logits).all() and logits[1] == 0
     assert math.isclose(logits[2], math.log(4))
     assert re.match(r"-1[56]\.", f"{logits[0]:.1f}")
+
+
+# -- the study over stored results, datasheets ---------------------------------------------
+
+def test_shift_pairs_prefer_external_validation(tmp_path: Path) -> None:
+    from covidlib.trust import study
+
+    stored_result(tmp_path, dataset="covid19-ct", seed=0)
+    stored_result(tmp_path, dataset="sars-cov-2-ct", seed=1)
+    pairs = study.shift_pairs(study.real_results(tmp_path))
+    assert sorted(zip(pairs["calibrated_on"], pairs["applied_to"])) == [
+        ("covid19-ct", "sars-cov-2-ct"), ("sars-cov-2-ct", "covid19-ct")]
+    assert set(pairs["kind"]) == {"carried over"}
+    external = stored_result(tmp_path, dataset="sars-cov-2-ct", seed=2)
+    provenance = json.loads((external / "provenance.json").read_text())
+    (external / "provenance.json").write_text(json.dumps(
+        {**provenance, "external": {"trained_on": "covid19-ct"}}))
+    pairs = study.shift_pairs(study.stored_results(tmp_path))
+    kinds = dict(zip(zip(pairs["calibrated_on"], pairs["applied_to"]), pairs["kind"]))
+    assert kinds[("covid19-ct", "sars-cov-2-ct")] == "external"
+    shift = study.shift_table(pairs, 0.9)
+    # exchangeable synthetic data: the coverage carried to the other dataset holds
+    assert shift["holds"].all() and (shift["shifted_referral"] < 1).all()
+
+
+def test_datasheet_pages_are_current() -> None:
+    from covidlib.trust.datasheet import DATASHEET_DATASETS, datasheet
+
+    root = Path(__file__).resolve().parents[1]
+    for name in DATASHEET_DATASETS:
+        page = root / "chapters" / "datasheets" / f"{name}.md"
+        assert page.read_text() == datasheet(name, root / "results"), (
+            f"{page} is stale: run covidlib.trust.datasheet.write_datasheets("
+            "'chapters/datasheets', 'results')")

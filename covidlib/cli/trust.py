@@ -65,26 +65,6 @@ def _check_resamples(value: int) -> None:
         raise CommandError(f"--resamples {value} is too few; use at least 100.")
 
 
-def calibrate_run(path: Path, coverages: list[float], n_resamples: int = 1000
-                  ) -> dict[str, Any]:
-    """Return the ``covidlib calibrate --json`` object of one run."""
-    from covidlib.trust._sources import load_run
-    from covidlib.trust.calibration import calibration_summary
-    from covidlib.trust.conformal import conformal_table
-
-    run = load_run(path)
-    summary = calibration_summary(run.predictions, n_resamples=n_resamples)
-    try:
-        conformal = conformal_table(run.predictions, coverages).to_dict("records")
-    except ValueError as error:
-        conformal, summary["note"] = [], "; ".join(
-            filter(None, [summary["note"], f"no conformal triage: {error}"]))
-        summary["note"] = summary["note"].replace(".;", ";")
-    return {"path": str(path), "dataset": run.dataset, "model": run.model,
-            "profile": run.profile, "kind": run.kind, "n_images": int(len(run.predictions)),
-            "folds": run.folds, **summary, "conformal": conformal}
-
-
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
@@ -126,6 +106,7 @@ def format_calibration(result: dict[str, Any]) -> str:
 def run_calibrate_command(args: argparse.Namespace) -> int:
     """Run ``covidlib calibrate``."""
     from covidlib.trust.conformal import check_coverage
+    from covidlib.trust.study import calibrate_run
 
     _check_resamples(args.resamples)
     for coverage in args.coverage:

@@ -18,6 +18,11 @@ from covidlib.utils.lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "COVERAGES": "covidlib.trust.conformal",
     "ConformalTriage": "covidlib.trust.conformal",
+    "calibrate_run": "covidlib.trust.study",
+    "calibrate_stored": "covidlib.trust.study",
+    "real_results": "covidlib.trust.study",
+    "shift_pairs": "covidlib.trust.study",
+    "shift_table": "covidlib.trust.study",
     "brier_decomposition": "covidlib.trust.calibration",
     "calibration_summary": "covidlib.trust.calibration",
     "conformal_table": "covidlib.trust.conformal",
