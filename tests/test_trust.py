@@ -168,7 +168,8 @@ def test_predictive_value_intervals_contain_the_estimate() -> None:
     labels = rng.integers(0, 2, 400)
     p = expit(rng.normal(2 * labels - 1, 1))
     curves = prevalence.predictive_value_curves(labels, p)
-    assert (curves["ppv_low"] <= curves["ppv"]).all() and (curves["ppv"] <= curves["ppv_high"]).all()
+    assert (curves["ppv_low"] <= curves["ppv"]).all()
+    assert (curves["ppv"] <= curves["ppv_high"]).all()
     assert curves["ppv"].is_monotonic_increasing and curves["npv"].is_monotonic_decreasing
     point = prevalence.operating_point(labels, p, 0.9)
     assert point["sensitivity"] >= 0.9
@@ -272,7 +273,7 @@ def test_shift_pairs_prefer_external_validation(tmp_path: Path) -> None:
     stored_result(tmp_path, dataset="covid19-ct", seed=0)
     stored_result(tmp_path, dataset="sars-cov-2-ct", seed=1)
     pairs = study.shift_pairs(study.real_results(tmp_path))
-    assert sorted(zip(pairs["calibrated_on"], pairs["applied_to"])) == [
+    assert sorted(zip(pairs["calibrated_on"], pairs["applied_to"], strict=True)) == [
         ("covid19-ct", "sars-cov-2-ct"), ("sars-cov-2-ct", "covid19-ct")]
     assert set(pairs["kind"]) == {"carried over"}
     external = stored_result(tmp_path, dataset="sars-cov-2-ct", seed=2)
@@ -280,7 +281,8 @@ def test_shift_pairs_prefer_external_validation(tmp_path: Path) -> None:
     (external / "provenance.json").write_text(json.dumps(
         {**provenance, "external": {"trained_on": "covid19-ct"}}))
     pairs = study.shift_pairs(study.stored_results(tmp_path))
-    kinds = dict(zip(zip(pairs["calibrated_on"], pairs["applied_to"]), pairs["kind"]))
+    where = zip(pairs["calibrated_on"], pairs["applied_to"], strict=True)
+    kinds = dict(zip(where, pairs["kind"], strict=True))
     assert kinds[("covid19-ct", "sars-cov-2-ct")] == "external"
     shift = study.shift_table(pairs, 0.9)
     # exchangeable synthetic data: the coverage carried to the other dataset holds

@@ -296,5 +296,5 @@ def plot_reliability(curves: dict[str, tuple[Sequence[int], Sequence[float]]], *
     ax.set_ylabel("accuracy in the bin")
     ax.set_xlim(0.5, 1.0)
     ax.set_ylim(0.0, 1.02)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small" if len(curves) <= 4 else "x-small", loc="lower right")
     return ax

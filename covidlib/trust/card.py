@@ -196,7 +196,8 @@ def model_card(path: str | Path, *, audit: str = "auto", results_root: str | Pat
 
 
 def _training(config: dict[str, Any]) -> str:
-    train = config.get("train") if isinstance(config.get("train"), dict) else config
+    nested = config.get("train")
+    train: dict[str, Any] = nested if isinstance(nested, dict) else config
     parts = [f"{key} {train[key]}" for key in ("epochs", "lr", "batch_size") if key in train]
     if "canvas_scale" in config:
         parts.append(f"canvas scale {config['canvas_scale']}")
@@ -207,7 +208,8 @@ def _training(config: dict[str, Any]) -> str:
 
 def _provenance(run: ScoredRun) -> str:
     keys = ("date", "commit", "hardware")
-    parts = [f"{key} {str(run.provenance[key])[:40]}" for key in keys if run.provenance.get(key)]
+    parts = [f"{key} {str(run.provenance[key])[:12] if key == 'commit' else run.provenance[key]}"
+             for key in keys if run.provenance.get(key)]
     return "; ".join(parts) if parts else "not recorded (a run folder: see its config.json)"
 
 
@@ -265,7 +267,7 @@ def _audit_section(run: ScoredRun, source: str) -> list[str]:
         return lines + [f"_No audit of {run.dataset} is stored and its folder is not on this "
                         "machine._", ""]
     return lines + [
-        f"{where.capitalize()}: {facts['n_images']} images ({facts['method']}); "
+        f"{where[:1].upper() + where[1:]}: {facts['n_images']} images ({facts['method']}); "
         f"{facts['identical_sets']} set(s) of byte-identical files "
         f"({facts['identical_files']} files); {facts['near_pairs']} near-duplicate pair(s) at "
         f"distance <= {facts['threshold']:g}; {facts['pseudo_patients']} pseudo-patients.", ""]

@@ -49,6 +49,10 @@ def _phantom_settings() -> list[str]:
             if profile.dataset == "phantom" or name == "quick"]
 
 
+def _command(source: str, dataset: str) -> str:
+    return "covidlib phantom" if source == "generated" else f"covidlib datasets download {dataset}"
+
+
 def _audit(dataset: str, results_root: Path | None) -> list[str]:
     path = results_root / dataset / AUDIT_FILE if results_root is not None else None
     if path is None or not path.is_file():
@@ -77,7 +81,7 @@ def datasheet(dataset: str, results_root: str | Path | None = None) -> str:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASHEET_DATASETS}.")
     root = Path(results_root) if results_root is not None else None
     lines = [f"# Datasheet: {spec.title}", "",
-             "<!-- Written by covidlib.trust.datasheet.write_datasheets(); do not edit by hand. -->",
+             "<!-- Written by covidlib.trust.datasheet.write_datasheets(); do not edit. -->",
              "", "A datasheet in the sense of Gebru et al. (2021), from what covidlib records "
              "about the dataset. **Not for clinical use**: the course uses it to teach.", "",
              "## Motivation and source", "",
@@ -85,7 +89,7 @@ def datasheet(dataset: str, results_root: str | Path | None = None) -> str:
              f"- Citation: {spec.citation or 'none recorded'}",
              f"- Licence: {spec.license or 'none recorded'}",
              f"- How covidlib gets it: {spec.source} "
-             f"(`{'covidlib phantom' if spec.source == 'generated' else 'covidlib datasets download ' + dataset}`).",
+             f"(`{_command(spec.source, dataset)}`).",
              "",
              "## Composition", "",
              "| class | label | folder |", "|---|---|---|",

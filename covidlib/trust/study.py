@@ -156,3 +156,26 @@ def shift_table(pairs: pd.DataFrame, coverage: float = SHIFT_COVERAGE) -> pd.Dat
                           and shifted["coverage_non_covid_high"] >= coverage),
         })
     return pd.DataFrame(rows)
+
+
+def plot_stored_reliability(results: pd.DataFrame) -> Any:
+    """Draw the reliability diagrams of stored results, one panel per dataset and one line
+    per result; return the figure (``None`` when there is nothing to draw)."""
+    import matplotlib.pyplot as plt
+
+    from covidlib.trust.calibration import plot_reliability
+
+    if results.empty:
+        return None
+    datasets = sorted(results["dataset"].unique())
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.4),
+                                squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        curves = {}
+        for row in results[results["dataset"] == dataset].itertuples():
+            predictions = load_run(row.path).predictions
+            curves[f"{row.model} {row.id}"] = (predictions["label"], predictions["probability"])
+        plot_reliability(curves, ax=ax)
+        ax.set_title(f"stored real runs on {dataset}")
+    figure.tight_layout()
+    return figure
