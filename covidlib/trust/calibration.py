@@ -279,7 +279,7 @@ def calibration_summary(predictions: pd.DataFrame, *, n_bins: int = ECE_BINS,
 
 
 def plot_reliability(curves: dict[str, tuple[Sequence[int], Sequence[float]]], *,
-                     n_bins: int = ECE_BINS, ax: Any = None) -> Any:
+                     n_bins: int = ECE_BINS, binning: str = "width", ax: Any = None) -> Any:
     """Draw reliability diagrams (accuracy against top-label confidence), one line per
     ``label -> (labels, probabilities)``, with each model's ECE in the legend."""
     import matplotlib.pyplot as plt
@@ -288,8 +288,8 @@ def plot_reliability(curves: dict[str, tuple[Sequence[int], Sequence[float]]], *
         _, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.plot([0.5, 1], [0.5, 1], color="grey", linestyle=":", label="perfect calibration")
     for name, (labels, probability) in curves.items():
-        table = reliability_table(labels, probability, n_bins=n_bins)
-        ece = expected_calibration_error(labels, probability, n_bins=n_bins)
+        table = reliability_table(labels, probability, n_bins=n_bins, binning=binning)
+        ece = expected_calibration_error(labels, probability, n_bins=n_bins, binning=binning)
         ax.plot(table["confidence"], table["accuracy"], marker="o",
                 label=f"{name} (ECE {100 * ece:.1f}%)")
     ax.set_xlabel("confidence of the predicted class")

@@ -135,7 +135,10 @@ def plot_predictive_values(curves: dict[str, pd.DataFrame], *, mark: float = CLI
     ax.set_ylabel("predictive value")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize="small", loc="lower right")
+    if len(curves) > 1:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(fontsize="small", loc="lower right")
     return ax
 
 
@@ -169,7 +172,8 @@ def explorer_view(labels: Any, probability: Any, threshold: float, prevalence: f
     matrix = expected_confusion(labels, probability, threshold, prevalence)
     right.imshow(matrix.to_numpy(), cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix.to_numpy()):
-        right.text(j, i, str(value), ha="center", va="center", fontsize=13)
+        right.text(j, i, str(value), ha="center", va="center", fontsize=13,
+                   color="white" if value > matrix.to_numpy().max() / 2 else "black")
     right.set_xticks([0, 1], matrix.columns)
     right.set_yticks([0, 1], matrix.index)
     ppv, npv = predictive_values(curves.attrs["sensitivity"], curves.attrs["specificity"],
