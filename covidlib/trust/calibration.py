@@ -29,6 +29,7 @@ from scipy.special import expit, log_expit
 from scipy.stats import bootstrap
 
 from covidlib.trust._sources import logits_of
+from covidlib.trust.conformal import check_disjoint
 
 BINNINGS: tuple[str, ...] = ("width", "mass")
 ECE_BINS = 15
@@ -213,8 +214,9 @@ def cross_fitted_temperature(predictions: pd.DataFrame, *, n_bins: int = ECE_BIN
         change, as T > 0 keeps the logit's sign) and the scaled probability of every row.
 
     Raises:
-        ValueError: fewer than two folds (nothing to fit on without the test fold), or a
-            calibration set with one class.
+        ValueError: fewer than two folds (nothing to fit on without the test fold), folds
+            that share images (an external validation, where every fold model scored the
+            same images), or a calibration set with one class.
     """
     folds = sorted(int(k) for k in predictions["fold"].unique())
     if len(folds) < 2:
@@ -227,6 +229,7 @@ def cross_fitted_temperature(predictions: pd.DataFrame, *, n_bins: int = ECE_BIN
     rows = []
     for fold in folds:
         test = fold_of == fold
+        check_disjoint(predictions[~test], predictions[test])
         temperature = fit_temperature(logits[~test], labels[~test])
         scaled[test] = expit(logits[test] / temperature)
         before = expit(logits[test])

@@ -175,13 +175,19 @@ def model_card(path: str | Path, *, audit: str = "auto", results_root: str | Pat
               "and evaluated. It must not inform the care of any patient.", ""]
     counts = run.predictions["label"].value_counts()
     split = config.get("split", "not recorded")
+    external = run.provenance.get("external")
+    protocol = (f"{split} folds, {report['n_folds']} test fold(s) {report['folds']}; every "
+                "image is scored by the model that did not train on it")
+    if isinstance(external, dict):
+        protocol = (f"external validation: the {report['n_folds']} fold model(s) of a run "
+                    f"trained on {external.get('trained_on', 'another dataset')} each scored "
+                    "every image of this dataset")
     lines += ["## Model and data", "",
               f"- Architecture: {name} (`{run.model}`); initial weights: {weights}.",
               f"- Training: {_training(config)}.",
               f"- Data: {title}; {len(run.predictions)} test predictions "
               f"({int(counts.get(1, 0))} COVID, {int(counts.get(0, 0))} non-COVID).",
-              f"- Split protocol: {split} folds, {report['n_folds']} test fold(s) "
-              f"{report['folds']}; every image is scored by the model that did not train on it.",
+              f"- Split protocol: {protocol}.",
               f"- Provenance: {_provenance(run)}.", ""]
     lines += ["## Metrics (Table 2)", "", format_report([report], "md").strip(), ""]
     lines += _calibration_section(run, n_resamples, coverage)

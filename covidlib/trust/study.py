@@ -36,6 +36,7 @@ import pandas as pd
 from covidlib.trust._sources import image_keys, load_run, stored_results
 from covidlib.trust.calibration import calibration_summary
 from covidlib.trust.conformal import COVERAGES, conformal_table
+from covidlib.trust.prevalence import CLINIC_PREVALENCE, predictive_value_curves
 
 SHIFT_COVERAGE = 0.95
 
@@ -87,6 +88,24 @@ def calibrate_stored(results: pd.DataFrame, coverage: float = SHIFT_COVERAGE,
             "referral_rate": triage.get("referral_rate", math.nan),
             "accuracy_kept": triage.get("accuracy_kept", math.nan),
         })
+    return pd.DataFrame(rows)
+
+
+def prevalence_stored(results: pd.DataFrame, prevalence: float = CLINIC_PREVALENCE,
+                      threshold: float = 0.5) -> pd.DataFrame:
+    """Return one row per stored result: sensitivity and specificity at ``threshold`` and the
+    PPV and NPV they imply at ``prevalence``, each with its interval."""
+    rows = []
+    for _, stored in results.iterrows():
+        run = load_run(stored["path"])
+        curves = predictive_value_curves(run.predictions["label"], run.predictions["probability"],
+                                         threshold=threshold, prevalences=[prevalence])
+        rates = curves.attrs
+        rows.append({"dataset": run.dataset, "model": run.model, "id": stored["id"],
+                     **{k: rates[k] for k in ("sensitivity", "sensitivity_low",
+                                              "sensitivity_high", "specificity",
+                                              "specificity_low", "specificity_high")},
+                     **curves.drop(columns="prevalence").iloc[0].to_dict()})
     return pd.DataFrame(rows)
 
 

@@ -83,3 +83,11 @@ def test_logits_fall_back_to_clipped_probabilities() -> None:
     assert np.isfinite(logits).all() and logits[1] == 0
     assert math.isclose(logits[2], math.log(4))
     assert re.match(r"-1[56]\.", f"{logits[0]:.1f}")
+
+
+def test_temperature_refuses_folds_that_share_images(synthetic_result, tmp_path: Path) -> None:
+    predictions = load_run(synthetic_result(tmp_path)).predictions
+    first = predictions[predictions["fold"] == 0]
+    external = pd.concat([first, first.assign(fold=1)], ignore_index=True)  # two fold models
+    with pytest.raises(ValueError, match="also test images"):
+        calibration.cross_fitted_temperature(external)

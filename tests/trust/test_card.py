@@ -71,3 +71,10 @@ def test_datasheet_pages_are_current() -> None:
         assert page.read_text() == datasheet(name, root / "results"), (
             f"{page} is stale: run covidlib.trust.datasheet.write_datasheets("
             "'chapters/datasheets', 'results')")
+
+
+def test_prevalence_of_stored_results(synthetic_result, tmp_path: Path) -> None:
+    synthetic_result(tmp_path)
+    table = study.prevalence_stored(study.real_results(tmp_path), 0.05)
+    row = table.iloc[0]
+    assert row["ppv_low"] <= row["ppv"] <= row["ppv_high"] and row["npv"] > row["ppv"]

@@ -37,3 +37,14 @@ def test_predictive_value_intervals_contain_the_estimate() -> None:
 def test_prevalence_outside_the_unit_interval_is_refused(bad: float) -> None:
     with pytest.raises(ValueError, match=f"prevalence {bad} is outside"):
         prevalence.predictive_values(0.9, 0.9, bad)
+
+
+@pytest.mark.parametrize(("live", "kind"), [("0", "Figure"), ("1", "VBox")])
+def test_explorer_is_a_widget_only_with_a_live_front_end(live: str, kind: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("COVIDLIB_WIDGETS", live)
+    shown = prevalence.show_prevalence_explorer([1, 1, 0, 0], [0.9, 0.4, 0.2, 0.6])
+    assert type(shown).__name__ == kind
