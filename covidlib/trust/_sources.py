@@ -45,6 +45,7 @@ __all__ = [
     "load_run",
     "logits_of",
     "model_paper_name",
+    "profiles",
     "read_config",
     "stored_results",
     "summarize_scored",
@@ -143,6 +144,13 @@ def stored_results(folder: str | Path, *, profile: str | None = None,
     if dataset is not None:
         table = table[table["dataset"] == dataset]
     return table.reset_index(drop=True)
+
+
+def profiles() -> dict[str, Any]:
+    """Return the run profiles by name (:data:`covidlib.config.PROFILES`)."""
+    from covidlib.config import PROFILES
+
+    return dict(PROFILES)
 
 
 def dataset_spec(name: str) -> Any:

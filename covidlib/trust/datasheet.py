@@ -20,7 +20,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
-from covidlib.trust._sources import dataset_spec
+from covidlib.trust._sources import dataset_spec, profiles
 from covidlib.trust.card import AUDIT_FILE, dataset_limits
 from covidlib.utils.fileio import atomic_write_text
 
@@ -42,11 +42,9 @@ def _facts(dataset: str) -> list[tuple[str, str, str]]:
 
 
 def _phantom_settings() -> list[str]:
-    from covidlib.config import PROFILES
-
     return [f"- profile `{name}`: {profile.phantom.size} images, difficulty "
-            f"{profile.phantom.difficulty:g}" for name, profile in PROFILES.items()
-            if profile.dataset == "phantom" or name == "quick"]
+            f"{profile.phantom.difficulty:g}" for name, profile in profiles().items()
+            if profile.dataset == "phantom"]
 
 
 def _command(source: str, dataset: str) -> str:
