@@ -91,3 +91,13 @@ def test_temperature_refuses_folds_that_share_images(synthetic_result, tmp_path:
     external = pd.concat([first, first.assign(fold=1)], ignore_index=True)  # two fold models
     with pytest.raises(ValueError, match="also test images"):
         calibration.cross_fitted_temperature(external)
+
+
+def test_a_run_with_logits_only_is_read_through_the_sigmoid(synthetic_result,
+                                                            tmp_path: Path) -> None:
+    folder = synthetic_result(tmp_path)
+    for table_file in folder.glob("fold-*/predictions.csv"):
+        table = pd.read_csv(table_file)
+        table.assign(probability=np.nan).to_csv(table_file, index=False)
+    predictions = load_run(folder).predictions
+    assert np.allclose(predictions["probability"], expit(predictions["logit"]))

@@ -78,3 +78,12 @@ def test_prevalence_of_stored_results(synthetic_result, tmp_path: Path) -> None:
     table = study.prevalence_stored(study.real_results(tmp_path), 0.05)
     row = table.iloc[0]
     assert row["ppv_low"] <= row["ppv"] <= row["ppv_high"] and row["npv"] > row["ppv"]
+
+
+def test_stored_results_filter_by_profile_and_dataset(synthetic_result, tmp_path: Path) -> None:
+    synthetic_result(tmp_path, dataset="covid19-ct")
+    synthetic_result(tmp_path, dataset="sars-cov-2-ct", seed=1)
+    assert len(study.stored_results(tmp_path)) == 2
+    assert study.stored_results(tmp_path, dataset="sars-cov-2-ct")["id"].tolist() == [
+        "synthetic-1"]
+    assert study.stored_results(tmp_path, profile="cpu").empty
