@@ -469,8 +469,8 @@ def store_result(
     for fold, rows in run.predictions.drop(columns="path").groupby("fold"):
         atomic_write_text(target / f"fold-{int(fold)}" / "predictions.csv",
                           rows.to_csv(index=False))
-    atomic_write_text(target / SUMMARY_FILE,
-                      json.dumps(_jsonable(summarize_scored(run)), indent=2) + "\n")
+    summary = {**summarize_scored(run), "path": f"{run.dataset}/{run.model}/{result_id}"}
+    atomic_write_text(target / SUMMARY_FILE, json.dumps(_jsonable(summary), indent=2) + "\n")
     atomic_write_text(target / PROVENANCE_FILE, json.dumps(_jsonable(record), indent=2) + "\n")
     return target
 
