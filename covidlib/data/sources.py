@@ -443,8 +443,11 @@ def ensure_dataset(
         FileNotFoundError: the covid19-ct dataset is not at ...
     """
     spec = get_dataset(name)
-    if spec.loose_folders and root is None:
-        raise FileNotFoundError("a folder of your own images needs its root (--root DIR).")
+    if spec.loose_folders:  # class folders or a labels file: index_dataset checks which
+        if root is None or not Path(root).expanduser().is_dir():
+            raise FileNotFoundError("a folder of your own images needs its root (--root DIR)"
+                                    + (f"; {root} is not a folder." if root else "."))
+        return Path(root).expanduser()
     if spec.source == "generated" and root is None:
         if name == PATIENT_PHANTOM:
             return ensure_patient_phantom()
