@@ -501,8 +501,8 @@ def run_cv(
         >>> result.summary["complete"], sorted(result.summary["folds"])
         (True, ['0', '1'])
     """
-    from covidlib.data.index import index_dataset
     from covidlib.data.folder import folder_dataset_name
+    from covidlib.data.index import index_dataset
     from covidlib.data.registry import get_dataset
     from covidlib.data.sources import ensure_dataset
     from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
