@@ -359,7 +359,7 @@ def list_datasets() -> pd.DataFrame:
                 "counts": "; ".join(
                     f"{v.name}: {v.covid}/{v.non_covid}" for v in spec.expected_counts
                 )
-                or "n from the profile",
+                or ("yours" if spec.loose_folders else "n from the profile"),
                 "source": spec.source,
                 "homepage": spec.homepage,
                 "default_root": "--root DIR" if spec.loose_folders

@@ -604,7 +604,7 @@ def run_cv(
     with exclusive_lock(run.lock_file):
         per_fold, predictions, history = collect_run(run_dir)
         summary = {
-            "dataset": config.dataset,
+            "dataset": index.name,  # a folder of your own: its name
             "model": config.model,
             "split": config.split,
             "complete": sorted(per_fold) == available,

@@ -102,7 +102,8 @@ def test_cv_trains_on_a_plain_folder_and_refuses_one_class(
                         {"COVID": "CT_COVID", "non-COVID": "CT_NonCOVID"})
     assert main(["cv", "--root", str(root), "--model", "squeezenet", "--out",
                  str(tmp_path / "runs"), *TINY]) == 0
-    assert (tmp_path / "runs" / "scans" / "squeezenet" / "quick" / "summary.json").is_file()
+    summary = tmp_path / "runs" / "scans" / "squeezenet" / "quick" / "summary.json"
+    assert json.loads(summary.read_text())["dataset"] == "scans"
     assert list((tmp_path / "runs" / "scans").glob("folds-*.csv"))
     shutil.rmtree(root / "CT_NonCOVID")
     capsys.readouterr()
