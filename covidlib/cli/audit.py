@@ -7,6 +7,7 @@ Example:
     ('covid19-ct', True, 'run_audit_command')
 
     $ covidlib audit covid19-ct --root ../shared/datasets/covid19-ct --json
+    $ covidlib audit --root my-scans
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from covidlib.cli import CommandError
+from covidlib.cli.dataset_args import add_dataset_arguments, dataset_name, index_images
 
 SHOWN_PAIRS = 10
 
@@ -34,8 +36,7 @@ def register(subparsers: Any) -> None:
         "pseudo-patient groups and, with --folds, how many test images of each fold have "
         "a near twin in their training folds.",
     )
-    audit.add_argument("name", help="dataset name (covidlib datasets list)")
-    audit.add_argument("--root", type=Path, help="dataset folder (default: the registry's)")
+    add_dataset_arguments(audit, positional=True)
     audit.add_argument("--folds", type=Path,
                        help="a fold file (folds-*.csv, or a run folder's folds.csv)")
     audit.add_argument("--threshold", type=float,
@@ -78,18 +79,12 @@ def read_fold_file(path: Path, images: pd.DataFrame) -> list[int]:
 def run_audit_command(args: argparse.Namespace) -> int:
     """Run ``covidlib audit``."""
     from covidlib.audit.leaks import audit_images
-    from covidlib.data.index import index_dataset
-    from covidlib.data.sources import ensure_dataset
     from covidlib.utils.fileio import atomic_write_text
 
     if args.min_pairs < 0:
         raise CommandError(f"--min-pairs must be >= 0 (got {args.min_pairs}).")
     started = time.perf_counter()
-    try:
-        root = ensure_dataset(args.name, args.root, None)
-        images = index_dataset(args.name, root).require_clean(True).reset_index(drop=True)
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    audited, _, images = index_images(args, dataset_name(args))
     folds = read_fold_file(args.folds, images) if args.folds is not None else None
     result = audit_images(
         images["path"].astype(str).tolist(), images["label"].astype(int).tolist(),
@@ -104,7 +99,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2))
         return 0
     close = sum(1 for pair in result.near if pair["distance"] <= result.threshold)
-    print(f"{args.name}: {len(images)} images audited ({result.method}) in "
+    print(f"{audited}: {len(images)} images audited ({result.method}) in "
           f"{time.perf_counter() - started:.1f} s")
     print(f"identical: {len(result.identical)} set(s) of byte-identical files "
           f"({sum(len(s) for s in result.identical)} files)")

@@ -9,6 +9,7 @@ Example:
     (7, 'run_cv_command')
 
     $ covidlib cv --dataset phantom --model squeezenet --epochs 1 --out runs
+    $ covidlib cv --root my-scans --model squeezenet   # a folder of your own images
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def run_cv_command(args: argparse.Namespace) -> int:
     try:
         config, runtime = experiment_from_args(args)
         result = run_cv(
-            config, runtime, root=args.root, out=args.out, only_fold=args.fold,
+            config, runtime, root=args.root, labels=args.labels, out=args.out,
+            only_fold=args.fold,
             run_name=args.run_name or get_profile(args.profile).name,
         )
     except (RunConfigError, FileNotFoundError, KeyError) as error:

@@ -6,6 +6,9 @@ its accuracy, one that learned its training data's sources does not. The result 
 report's metrics and intervals (:func:`covidlib.evaluate.report.summarize_scored`) and is
 stored like any result (:func:`covidlib.evaluate.report.store_result`):
 ``<out>/<dataset>/<model>/<id>/{provenance.json, summary.json, fold-<k>/predictions.csv}``.
+``--root DIR`` without ``--dataset`` tests on a folder of your own images (class folders
+``COVID``/``non-COVID``, or ``--labels FILE.csv``), stored under ``<out>/<folder name>/``;
+a folder of one class is scored, with the metrics it cannot give named.
 
 Example:
     >>> from covidlib.cli import build_parser
@@ -15,6 +18,7 @@ Example:
     ('sars-cov-2-ct', True, 'run_evaluate_command')
 
     $ covidlib evaluate --run runs/covid19-ct/resnet18/full --dataset sars-cov-2-ct --json
+    $ covidlib evaluate --run runs/covid19-ct/resnet18/full --root my-scans
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import platform
 import subprocess
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from covidlib.cli import CommandError
+from covidlib.cli.dataset_args import add_dataset_arguments, dataset_name, index_images
 
 
 def register(subparsers: Any) -> None:
@@ -42,8 +48,7 @@ def register(subparsers: Any) -> None:
         "predictions are stored like any result (no weights).",
     )
     evaluate.add_argument("--run", type=Path, required=True, help="a run folder of covidlib cv")
-    evaluate.add_argument("--dataset", required=True, help="the dataset to test on")
-    evaluate.add_argument("--root", type=Path, help="its folder (default: the registry's)")
+    add_dataset_arguments(evaluate)
     evaluate.add_argument("--out", type=Path, default=Path("results"),
                           help="results root (default results/)")
     evaluate.add_argument("--id", help="result id (default external-<run folder name>)")
@@ -85,10 +90,28 @@ def external_predictions(run_dir: Path, images: pd.DataFrame, threshold: float =
     return pd.concat(tables, ignore_index=True)
 
 
+def one_class_gaps(labels: pd.Series) -> dict[str, str]:
+    """Return the metrics a dataset of one class cannot give, each with the reason.
+
+    Example:
+        >>> one_class_gaps(pd.Series([1, 1]))
+        {'specificity': 'no non-COVID image', 'roc_auc': 'needs both classes'}
+        >>> one_class_gaps(pd.Series([0, 1]))
+        {}
+    """
+    present = set(labels.astype(int))
+    if present == {1}:
+        return {"specificity": "no non-COVID image", "roc_auc": "needs both classes"}
+    if present == {0}:
+        return {name: "no COVID image" for name in ("recall", "precision", "f1")} | {
+            "roc_auc": "needs both classes"}
+    return {}
+
+
 def run_evaluate_command(args: argparse.Namespace) -> int:
     """Run ``covidlib evaluate``."""
-    from covidlib.data.index import index_dataset
-    from covidlib.data.sources import ensure_dataset
+    from sklearn.exceptions import UndefinedMetricWarning
+
     from covidlib.engine.runs import RunFolder
     from covidlib.evaluate.report import (
         ScoredRun,
@@ -101,41 +124,47 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     if not (args.run / "config.json").is_file():
         raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
     config = RunFolder(args.run).read_config()
-    try:
-        root = ensure_dataset(args.dataset, args.root, None)
-        images = index_dataset(args.dataset, root).require_clean(True).reset_index(drop=True)
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    tested_on, _, images = index_images(args, dataset_name(args))
+    run_name = "/".join(args.run.resolve().parts[-3:])  # <dataset>/<model>/<name>: no machine
     predictions = external_predictions(args.run, images, args.threshold)
     folds = sorted(int(k) for k in predictions["fold"].unique())
     trained_on = str(config.get("dataset"))
     provenance = {
         "weights": str(config.get("weights")),
-        "data": f"trained on {trained_on} ({args.run}), tested on {args.dataset} "
-                f"({len(images)} images at {root})",
+        "data": f"trained on {trained_on} ({run_name}), tested on {tested_on} "
+                f"({len(images)} images)",
         "hardware": f"{platform.machine()} {platform.processor() or platform.system()}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": _commit(),
-        "external": {"trained_on": trained_on, "run": str(args.run),
+        "external": {"trained_on": trained_on, "run": run_name,
                      "split": config.get("split"), "seed": config.get("seed")},
     }
-    run = ScoredRun(args.run, "external", args.dataset, str(config.get("model")),
+    run = ScoredRun(Path(run_name), "external", tested_on, str(config.get("model")),
                     profile_of(config), len(folds), folds, predictions, provenance)
     result_id = args.id or f"external-{args.run.name}"
-    target = store_result(run, args.out, result_id, provenance)
-    report = summarize_scored(load_scored(target), threshold=args.threshold,
-                              n_resamples=args.resamples)
+    not_computed = one_class_gaps(images["label"])
+    with warnings.catch_warnings():
+        if not_computed:  # said once below, not as a warning per fold
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+        target = store_result(run, args.out, result_id, provenance)
+        report = summarize_scored(load_scored(target), threshold=args.threshold,
+                                  n_resamples=args.resamples)
     report["n_images"] = int(len(images))
+    for name in not_computed:
+        report["metrics"].pop(name, None)
+    report["not_computed"] = not_computed
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
     metrics = report["metrics"]
-    print(f"{run.model} trained on {trained_on}, tested on {args.dataset} "
+    print(f"{run.model} trained on {trained_on}, tested on {tested_on} "
           f"({len(images)} images, {len(folds)} fold model(s)):")
     for name in ("accuracy", "recall", "specificity", "roc_auc"):
         if name in metrics:
             value = metrics[name]
             print(f"  {name:12s} {100 * value['mean']:5.1f}  "
                   f"[{100 * value['ci_low']:.1f}, {100 * value['ci_high']:.1f}]")
+    for name, reason in not_computed.items():
+        print(f"  {name:12s} not computed: {reason}")
     print(f"stored: {target}")
     return 0

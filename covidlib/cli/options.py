@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from covidlib.cli.dataset_args import LABELS_HELP, ROOT_HELP, dataset_name
 from covidlib.config import (
     PROFILES,
     SPLIT_STRATEGIES,
@@ -50,8 +51,13 @@ def add_experiment_options(
         group.add_argument("--dataset", "--datasets", dest="dataset", nargs="+",
                            help="dataset names (default: the profile's study)")
     else:
-        group.add_argument("--dataset", help="dataset name (covidlib datasets list)")
-    group.add_argument("--root", type=Path, help="dataset folder (default: the registry's)")
+        group.add_argument("--dataset", help="dataset name (covidlib datasets list); leave it "
+                           "out for a folder of your own (--root DIR)")
+    group.add_argument("--root", type=Path,
+                       help=("dataset folder (default: the registry's)" if several
+                             else ROOT_HELP))
+    if not several:
+        group.add_argument("--labels", type=Path, metavar="FILE.csv", help=LABELS_HELP)
     if several:
         group.add_argument("--model", "--models", dest="model", nargs="+",
                            help="model names (default: the profile's study; quick and full: "
@@ -119,7 +125,8 @@ def experiment_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Ru
         ValueError: a value the config refuses (e.g. ``--epochs 0``), naming it.
     """
     profile = get_profile(args.profile)
-    config = profile.experiment(args.dataset, args.model, seed=args.seed, **_overrides(args))
+    dataset = dataset_name(args, default=profile.dataset)  # --root DIR alone: a plain folder
+    config = profile.experiment(dataset, args.model, seed=args.seed, **_overrides(args))
     runtime = RuntimeSettings(device=args.device, num_workers=args.workers)
     return config, runtime
 

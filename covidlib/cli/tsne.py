@@ -2,7 +2,9 @@
 
 The plot shows COVID / non-COVID images of the fold's training and test part in four
 colours (the paper's figure); ``--json`` prints the separation scores (silhouette and
-k-NN accuracy, in the 2-D map and in the feature space).
+k-NN accuracy, in the 2-D map and in the feature space). With ``--root DIR`` (a folder of
+your own images, or ``--dataset NAME``) it maps that dataset's images instead, all unseen
+by the fold model (``test``).
 
 Example:
     >>> import tempfile
@@ -11,6 +13,7 @@ Example:
     2
 
     $ covidlib tsne --run runs/phantom/resnet18/quick --out tsne.png --json
+    $ covidlib tsne --run runs/phantom/resnet18/quick --root my-scans --out mine.png
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from covidlib.cli import CommandError
+from covidlib.cli.dataset_args import add_dataset_arguments, dataset_name, index_images
 
 
 def register(subparsers: Any) -> None:
@@ -40,8 +46,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the plot (.png)")
     parser.add_argument("--json", action="store_true",
                         help="print the separation scores as JSON")
+    add_dataset_arguments(parser)  # default: the run's own images
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.set_defaults(func=tsne_command)
+
+
+def dataset_features(args: argparse.Namespace, name: str) -> Any:
+    """Features of every image of a dataset (a folder of your own) under the run's fold
+    model, all ``test``: a :class:`covidlib.explain.features.FeatureSet`."""
+    from covidlib.data.cache import letterbox_cache
+    from covidlib.engine.predict import load_fold_model
+    from covidlib.explain.features import FeatureSet, extract_features, run_inputs
+
+    _, _, images = index_images(args, name)
+    if images["label"].nunique() < 2:
+        raise ValueError(f"{args.root or name} holds one class only; a map needs both.")
+    inputs = run_inputs(args.run)
+    model = load_fold_model(args.run, args.fold)
+    pixels = letterbox_cache(list(images["path"]), inputs.canvas, persist=False).pixels
+    table = pd.DataFrame({"path": images["path"].astype(str),
+                          "label": images["label"].astype(int), "split": "test"})
+    features = extract_features(model, inputs.model, pixels, device=args.device)
+    return FeatureSet(features, table, inputs.model, args.fold)
 
 
 def tsne_command(args: argparse.Namespace) -> int:
@@ -60,12 +86,15 @@ def tsne_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out}: give a .png file name")
     try:
         RunFolder(args.run).read_config()
-        features = run_features(args.run, args.fold, device=args.device)
+        if args.root is None and args.dataset is None:
+            features = run_features(args.run, args.fold, device=args.device)
+        else:
+            features = dataset_features(args, dataset_name(args))
         points = embed(features.features, args.method)
+        labels = features.images["label"].to_numpy()
+        report = separation_report(features.features, points, labels)
     except (FileNotFoundError, ValueError) as error:
         raise CommandError(str(error)) from error
-    labels = features.images["label"].to_numpy()
-    report = separation_report(features.features, points, labels)
     ax = plot_embedding(points, labels, features.images["split"].to_numpy(),
                         title=f"{features.model}, fold {args.fold}, {args.method}")
     figure = ax.get_figure(root=True)

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from covidlib.data.folder import LAYOUT_HINT, folder_dataset_name, folder_key, read_labels_file
 from covidlib.data.images import ImageLoadError, probe_image
 from covidlib.data.registry import SPLITS, ClassSpec, DatasetSpec, default_root, get_dataset
 
@@ -59,7 +60,6 @@ class DatasetProblemsError(ValueError):
     """An index with unreadable files, raised by :meth:`DatasetIndex.require_clean`."""
 
 
-
 # --------------------------------------------------------------------------- layout
 
 
@@ -80,23 +80,33 @@ def _visible_entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not is_ignored_name(p.name))
 
 
-def _match_folder(parent: Path, folder: str) -> Path | None:
-    """Return ``parent/folder`` matched case-insensitively, if it is a folder."""
+def _match_folder(parent: Path, folder: str, aliases: Sequence[str] = ()) -> Path | None:
+    """Return ``parent/folder`` matched case-insensitively, if it is a folder; with
+    ``aliases``, any of those names too, ignoring case, spaces, ``-`` and ``_``."""
     exact = parent / folder
     if exact.is_dir():
         return exact
+    keys = {folder_key(name) for name in aliases}
     for entry in _visible_entries(parent):
-        if entry.is_dir() and entry.name.lower() == folder.lower():
+        if entry.is_dir() and (entry.name.lower() == folder.lower()
+                               or folder_key(entry.name) in keys):
             return entry
     return None
 
 
+def _class_folder(spec: DatasetSpec, parent: Path, class_spec: ClassSpec) -> Path | None:
+    if not spec.loose_folders:
+        return _match_folder(parent, class_spec.folder)
+    return _match_folder(parent, class_spec.folder, (class_spec.folder, *class_spec.aliases))
+
+
 def _find_class_folders(spec: DatasetSpec, root: Path) -> dict[str, Path] | None:
-    """Find the class folders in ``root`` or in one wrapper folder below it."""
+    """Find the class folders in ``root`` or in one wrapper folder below it (a dataset
+    with loose folders needs only one of them)."""
     candidates = [root] + [p for p in _visible_entries(root) if p.is_dir()]
     for base in candidates:
-        found = {c.name: _match_folder(base, c.folder) for c in spec.classes}
-        if all(found.values()):
+        found = {c.name: _class_folder(spec, base, c) for c in spec.classes}
+        if all(found.values()) or (spec.loose_folders and any(found.values())):
             return {k: v for k, v in found.items() if v is not None}
     return None
 
@@ -209,6 +219,9 @@ def find_layout(name: str, root: str | Path, *, extract: bool = True) -> dict[st
     if len(entries) > 30:
         shown += f", ... ({len(entries)} entries)"
     archive_hint = [a for c in spec.classes for a in c.archives] + list(spec.archives)
+    if spec.loose_folders:
+        raise DatasetLayoutError(f"{base} has no class folder: {LAYOUT_HINT}; found "
+                                 f"{shown or 'nothing'}.")
     raise DatasetLayoutError(
         f"{base} does not look like the {spec.name} dataset: expected the folders "
         f"{', '.join(spec.expected_layout())}"
@@ -437,7 +450,11 @@ def _relpath(path: Path, root: Path) -> str:
 
 
 def index_dataset(
-    name: str, root: str | Path | None = None, *, workers: int | None = None
+    name: str,
+    root: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    labels: str | Path | None = None,
 ) -> DatasetIndex:
     """Index a dataset folder: one row per readable image, one problem per bad file.
 
@@ -450,13 +467,19 @@ def index_dataset(
             profile is generated there when missing, see
             :func:`covidlib.data.phantom.ensure_phantom`).
         workers: threads used to decode images (default: up to 4).
+        labels: for a folder of your own images (``name="folder"``): a CSV with columns
+            ``path,label`` (see :func:`covidlib.data.folder.read_labels_file`) instead of
+            class folders.
 
     Returns:
-        A :class:`DatasetIndex`.
+        A :class:`DatasetIndex`; a folder of your own is named after the folder
+        (:func:`covidlib.data.folder.folder_dataset_name`).
 
     Raises:
-        FileNotFoundError: the root does not exist.
-        DatasetLayoutError: the root lacks the class folders.
+        FileNotFoundError: the root does not exist (or a folder of your own got none).
+        DatasetLayoutError: the root lacks the class folders (a folder of your own: also
+            an unreadable or empty class folder, or no readable image).
+        LabelsFileError: a labels file that cannot be used.
 
     Example:
         >>> import tempfile, pathlib
@@ -470,29 +493,30 @@ def index_dataset(
         ({'covid': 1, 'non_covid': 1}, 0)
     """
     spec = get_dataset(name)
+    if labels is not None and not spec.loose_folders:
+        raise ValueError(f"a labels file ({labels}) labels a folder of your own images, "
+                         f"not the {name} dataset; leave out the dataset name.")
     if root is not None:
         base = Path(root).expanduser()
+    elif spec.loose_folders:
+        raise FileNotFoundError("a folder of your own images needs its root (--root DIR).")
     elif spec.source == "generated":
         from covidlib.data.phantom import PATIENT_PHANTOM, ensure_patient_phantom, ensure_phantom
 
         base = ensure_patient_phantom() if name == PATIENT_PHANTOM else ensure_phantom()
     else:
         base = default_root(name)
-    folders = find_layout(name, base)
+    if labels is None:
+        files, problems = _class_files(spec, find_layout(name, base))
+    else:
+        if not base.is_dir():
+            find_layout(name, base)  # says what is wrong with the root
+        by_label = {c.label: c for c in spec.classes}
+        files = [(by_label[label], path) for label, path in read_labels_file(labels, base)]
+        problems = []
     patients = _read_patient_ids(spec, base)
-    splits, problems = _read_split_lists(spec, base)
-
-    files: list[tuple[ClassSpec, Path]] = []
-    for class_spec in spec.classes:
-        class_files = list(walk_visible_files(folders[class_spec.name]))
-        if not class_files:
-            problems.append(
-                {
-                    "path": str(folders[class_spec.name]),
-                    "error": f"class folder {class_spec.folder}/ contains no images",
-                }
-            )
-        files.extend((class_spec, path) for path in class_files)
+    splits, split_problems = _read_split_lists(spec, base)
+    problems.extend(split_problems)
 
     n_workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
@@ -548,6 +572,28 @@ def index_dataset(
         }
     )
     problem_table = pd.DataFrame(problems, columns=["path", "error"])
-    return DatasetIndex(spec.name, base, images, problem_table, spec)
+    if not spec.loose_folders:
+        return DatasetIndex(spec.name, base, images, problem_table, spec)
+    if images.empty:
+        raise DatasetLayoutError(f"no readable image in {base} ({len(problems)} unusable "
+                                 f"file(s), e.g. {problems[0]['path']}: {problems[0]['error']}).")
+    return DatasetIndex(folder_dataset_name(base), base, images, problem_table, spec)
 
 
+def _class_files(
+    spec: DatasetSpec, folders: dict[str, Path]
+) -> tuple[list[tuple[ClassSpec, Path]], list[dict[str, str]]]:
+    """Every visible file below each class folder, and a problem per empty one (an error in
+    a folder of your own, which may also lack a class)."""
+    files: list[tuple[ClassSpec, Path]] = []
+    problems: list[dict[str, str]] = []
+    for class_spec in (c for c in spec.classes if c.name in folders):
+        folder = folders[class_spec.name]
+        class_files = list(walk_visible_files(folder))
+        if not class_files and spec.loose_folders:  # os.walk skips an unreadable one too
+            raise DatasetLayoutError(f"the class folder {folder} holds no readable file.")
+        if not class_files:
+            problems.append({"path": str(folder),
+                             "error": f"class folder {class_spec.folder}/ contains no images"})
+        files.extend((class_spec, path) for path in class_files)
+    return files, problems

@@ -404,6 +404,9 @@ def download_dataset(
             return ensure_phantom(None if root is None else target)
         except PhantomExistsError as error:
             raise DownloadError(str(error)) from None
+    if spec.loose_folders:
+        raise DownloadError(f"{name} stands for a folder of your own images: nothing to "
+                            "download; pass --root DIR to the command that reads it.")
     if _already_there(spec, target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -440,6 +443,11 @@ def ensure_dataset(
         FileNotFoundError: the covid19-ct dataset is not at ...
     """
     spec = get_dataset(name)
+    if spec.loose_folders:  # class folders or a labels file: index_dataset checks which
+        if root is None or not Path(root).expanduser().is_dir():
+            raise FileNotFoundError("a folder of your own images needs its root (--root DIR)"
+                                    + (f"; {root} is not a folder." if root else "."))
+        return Path(root).expanduser()
     if spec.source == "generated" and root is None:
         if name == PATIENT_PHANTOM:
             return ensure_patient_phantom()

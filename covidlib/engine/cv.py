@@ -458,6 +458,7 @@ def run_cv(
     only_fold: int | None = None,
     callbacks: Sequence[Callback] = (),
     log: Callable[[str], None] | None = print,
+    labels: str | Path | None = None,
 ) -> CVResult:
     """Cross-validate ``config.model`` on ``config.dataset`` into a resumable run folder.
 
@@ -468,6 +469,8 @@ def run_cv(
         config: the experiment (e.g. ``get_profile().experiment("phantom", "squeezenet")``).
         runtime: device, workers and progress bars (default: CUDA when available).
         root: dataset folder (default: the registry's; the phantom is generated there).
+            For ``config.dataset == "folder"`` (your own images) the folder's name takes the
+            dataset's place in the run and fold-file paths.
         out: runs root (default ``runs`` in the current folder); the fold assignment is
             stored in ``<out>/<dataset>/``.
         run_name: run folder name under ``<out>/<dataset>/<model>/`` (default: the first 12
@@ -477,6 +480,8 @@ def run_cv(
         callbacks: extra fastai callbacks for every fold.
         log: where progress lines go (``None`` = silent); without progress bars one line
             per epoch goes there too.
+        labels: a labels CSV of a folder of your own (``path,label``), instead of class
+            folders.
 
     Returns:
         A :class:`CVResult`; ``summary.json`` in the run folder holds the same summary.
@@ -496,6 +501,7 @@ def run_cv(
         >>> result.summary["complete"], sorted(result.summary["folds"])
         (True, ['0', '1'])
     """
+    from covidlib.data.folder import folder_dataset_name
     from covidlib.data.index import index_dataset
     from covidlib.data.registry import get_dataset
     from covidlib.data.sources import ensure_dataset
@@ -505,7 +511,9 @@ def run_cv(
     say = log or (lambda _: None)
     runtime = runtime or RuntimeSettings()
     # Everything that can be refused is checked before the first file is written.
-    get_dataset(config.dataset)
+    dataset = config.dataset
+    if get_dataset(config.dataset).loose_folders:  # a folder of your own: named after it
+        dataset = folder_dataset_name(ensure_dataset(config.dataset, root))
     config = resolve_canvas(config)
     planned = _planned_folds(config)
     if only_fold is not None and only_fold not in planned:
@@ -524,11 +532,15 @@ def run_cv(
     if run_dir is not None:
         run_dir = Path(run_dir)
     else:
-        run_dir = runs_root / config.dataset / config.model / (run_name or config.digest()[:12])
+        run_dir = runs_root / dataset / config.model / (run_name or config.digest()[:12])
     has_config = check_run_config(run_dir, config)
     dataset_root = ensure_dataset(config.dataset, root, phantom_profile(config))
-    index = index_dataset(config.dataset, dataset_root)
+    index = index_dataset(config.dataset, dataset_root, labels=labels)
     images = index.require_clean(config.skip_problems).reset_index(drop=True)
+    if images["label"].nunique() < 2:
+        found = ", ".join(sorted(set(images["class_name"]))) or "no readable image"
+        raise ValueError(f"{dataset_root} holds one class only ({found}); training needs "
+                         "COVID and non-COVID images.")
     if config.groups_sha256 is not None and config.groups is not None:
         images = apply_groups_file(images, config.groups, config.groups_sha256)
     skipped = index.problems if config.skip_problems else index.problems.iloc[:0]
@@ -549,7 +561,7 @@ def run_cv(
         say(f"skipped {len(skipped)} unreadable file(s) ({shown}{more}); listed in "
             f"{run_dir / SKIPPED_FILE}")
     canvas = config.canvas or (0, 0)
-    say(f"{config.model} on {config.dataset} ({len(images)} images, {config.split} folds, "
+    say(f"{config.model} on {index.name} ({len(images)} images, {config.split} folds, "
         f"canvas {canvas[0]}x{canvas[1]}, {config.train.epochs} epochs, {device.type}) "
         f"-> {run_dir}")
     run = RunFolder(run_dir)
@@ -592,7 +604,7 @@ def run_cv(
     with exclusive_lock(run.lock_file):
         per_fold, predictions, history = collect_run(run_dir)
         summary = {
-            "dataset": config.dataset,
+            "dataset": index.name,  # a folder of your own: its name
             "model": config.model,
             "split": config.split,
             "complete": sorted(per_fold) == available,

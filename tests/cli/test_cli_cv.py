@@ -109,7 +109,7 @@ def test_experiment_options_are_shared(tmp_path: Path) -> None:
     names = {a.dest for a in shared._actions if a.dest != "help"}
     assert names == {"dataset", "root", "model", "profile", "split", "groups", "folds", "seed",
                      "epochs", "batch_size", "lr", "weights", "strategy", "skip_problems",
-                     "device", "workers", "canvas_scale"}
+                     "device", "workers", "canvas_scale", "labels"}
     args = build_parser().parse_args([
         "cv", "--model", "resnet18", "--profile", "full", "--dataset", "phantom", "--folds", "3",
         "--seed", "2", "--epochs", "4", "--batch-size", "8", "--lr", "0.01", "--weights",

@@ -34,7 +34,7 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["datasets", "list", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["dataset"] for r in records] == ["sars-cov-2-ct", "covid19-ct", "phantom",
-                                               "phantom-patients"]
+                                               "phantom-patients", "folder"]
 
 
 def test_index_json_csv_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

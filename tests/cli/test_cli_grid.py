@@ -124,7 +124,8 @@ def test_grid_plan_takes_the_experiment_options_of_cv() -> None:
     single, several = argparse.ArgumentParser(), argparse.ArgumentParser()
     add_experiment_options(single)
     add_experiment_options(several, several=True, runtime=False)
-    dests = {a.dest for a in single._actions} - {"device", "workers"}
+    # a labels file labels one plain folder: cv's, not a grid's
+    dests = {a.dest for a in single._actions} - {"device", "workers", "labels"}
     assert dests == {a.dest for a in several._actions}
     args = several.parse_args(["--datasets", "phantom", "--models", "squeezenet", "vgg16",
                                "--seeds", "1", "2", "--epochs", "3", "--canvas-scale", "0.2"])

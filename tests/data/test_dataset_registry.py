@@ -11,7 +11,7 @@ from covidlib.data.registry import DATASETS, default_root, get_dataset, list_dat
 
 
 def test_registry_entries_are_consistent() -> None:
-    assert set(DATASETS) == {"sars-cov-2-ct", "covid19-ct", "phantom", "phantom-patients"}
+    assert set(DATASETS) == {"sars-cov-2-ct", "covid19-ct", "phantom", "phantom-patients", "folder"}
     for spec in DATASETS.values():
         assert [c.label for c in spec.classes] == [1, 0]
         assert [c.name for c in spec.classes] == ["COVID", "non-COVID"]
