@@ -13,7 +13,7 @@ export COVIDLIB_PROGRESS ?= 0
 export TQDM_DISABLE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: book test venv lint clean clean-book
+.PHONY: book test venv lint clean clean-book colab-url
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=15 -p no:cacheprovider
 	$(BIN)/python -m pytest chapters --nbmake --nbmake-timeout=900 --durations=20 -p no:cacheprovider
 	$(BIN)/python -m pytest covidlib --doctest-modules -p no:cacheprovider
+
+# After changing repository.url in _config.yml (a fork): copy it into the Colab install cells.
+colab-url:
+	$(PYTHON) tools/sync_repository_url.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check covidlib tests benchmarks

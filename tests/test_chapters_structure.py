@@ -104,3 +104,12 @@ def test_workshop_routes_add_up_with_the_chapters_times() -> None:
                                   "leakage", "pseudo-patient", "grad-cam", "pointing game"])
 def test_glossary_defines_the_course_terms(term: str) -> None:
     assert term in TERMS
+
+
+def test_colab_install_cells_follow_the_configured_repository_url() -> None:
+    import subprocess
+    import sys
+
+    check = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "sync_repository_url.py"),
+                            "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, f"run `make colab-url`: {check.stdout}"
