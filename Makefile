@@ -24,6 +24,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build -W -n --keep-going .
+	# offline reading (bundled MathJax, checked in headless Chromium where installed) and
+	# clean outputs (no warnings, absolute paths or host details)
+	$(BIN)/python tools/check_built_book.py _build/html
 	@echo "Book written to _build/html/index.html"
 
 # The suite (in TEST_WORKERS processes of one torch thread each: on 2 cores two

@@ -113,3 +113,26 @@ def test_colab_install_cells_follow_the_configured_repository_url() -> None:
     check = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "sync_repository_url.py"),
                             "--check"], capture_output=True, text=True)
     assert check.returncode == 0, f"run `make colab-url`: {check.stdout}"
+
+
+def test_the_after_build_check_finds_leaks_and_cdn_math(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "check_built_book", REPO_ROOT / "tools" / "check_built_book.py")
+    assert spec and spec.loader
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    page = tmp_path / "page.html"
+    output = ('<div class="cell docutils container"><div class="cell_output docutils container">'
+              "<pre>{}</pre></div></div>")
+    page.write_text(
+        '<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'
+        '<span class="math notranslate">\\(x\\)</span>'
+        + output.format("/home/someone/x.py:3: UserWarning: careful") + output.format("fine"))
+    found = " | ".join(check.static_problems(page, tmp_path))
+    for expected in ("from the network", "bundled MathJax", "Python warning", "absolute path"):
+        assert expected in found
+    page.write_text('<script src="_static/mathjax/tex-chtml.js"></script>'
+                    '<span class="math notranslate">\\(x\\)</span>' + output.format("0.93"))
+    assert check.static_problems(page, tmp_path) == []
