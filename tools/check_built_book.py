@@ -109,8 +109,8 @@ def main(argv: list[str]) -> int:
     else:
         with_math = [p for p in pages if HAS_MATH.search(p.read_text(errors="replace"))]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for page, found in zip(with_math, pool.map(lambda p: browser_problems(browser, p),
-                                                       with_math)):
+            rendered = list(pool.map(lambda p: browser_problems(browser, p), with_math))
+            for page, found in zip(with_math, rendered, strict=True):
                 problems[page] = problems.get(page, []) + found
         print(f"check_built_book: {len(with_math)} pages with formulas rendered offline "
               f"in {Path(browser).name}")

@@ -3,7 +3,8 @@
 ``repository.url`` in ``_config.yml`` is the one place a fork changes: the book's launch and
 repository buttons read it directly, and this script copies it into the first cell of each
 notebook (Colab opens a notebook on its own, without the configuration, so the cell must carry
-the URL), and into ``CITATION.cff``. ``make colab-url`` runs it; ``tests/test_book.py`` fails while a cell disagrees.
+the URL), and into ``CITATION.cff``. ``make colab-url`` runs it; the tests fail while a
+cell disagrees.
 
 Usage: ``python tools/sync_repository_url.py [--check]`` from the repository root.
 """
