@@ -74,7 +74,9 @@ def rendered_text(browser: str, page: Path, profile: Path) -> str:
         page.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    dom = re.sub(r"<(script|style|noscript|mjx-assistive-mml)\b.*?</\1>", "", dom, flags=re.S)
+    # code is shown as typed (MathJax skips it too), so a regex in a code cell is no formula
+    dom = re.sub(r"<(script|style|noscript|mjx-assistive-mml|pre|code)\b.*?</\1>", "", dom,
+                 flags=re.S)
     return html.unescape(re.sub(r"<[^>]+>", " ", dom))
 
 
