@@ -13,7 +13,7 @@ export COVIDLIB_PROGRESS ?= 0
 export TQDM_DISABLE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: book test venv lint clean clean-book
+.PHONY: book test venv lint clean clean-book colab-url
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build -W -n --keep-going .
+	# offline reading (bundled MathJax, checked in headless Chromium where installed) and
+	# clean outputs (no warnings, absolute paths or host details)
+	$(BIN)/python tools/check_built_book.py _build/html
 	@echo "Book written to _build/html/index.html"
 
 # The suite (in TEST_WORKERS processes of one torch thread each: on 2 cores two
@@ -36,6 +39,10 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=15 -p no:cacheprovider
 	$(BIN)/python -m pytest chapters --nbmake --nbmake-timeout=900 --durations=20 -p no:cacheprovider
 	$(BIN)/python -m pytest covidlib --doctest-modules -p no:cacheprovider
+
+# After changing repository.url in _config.yml (a fork): copy it into the Colab install cells.
+colab-url:
+	$(PYTHON) tools/sync_repository_url.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check covidlib tests benchmarks

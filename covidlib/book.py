@@ -595,6 +595,8 @@ def transfer_study(
             rows.append({
                 "strategy": strategy, "per_class": per_class, "images": 2 * per_class,
                 "accuracy": float(correct.mean()), "low": low, "high": high,
+                # per test image, in one order for every fit: strategies compare paired
+                "correct": correct,
                 "auc": float(fit.metrics.get("auc", float("nan"))),
                 "seconds": float(fit.history["seconds"].sum()),
             })
@@ -786,10 +788,16 @@ def scores_table(summary: Mapping[str, Any], digits: int = 3) -> pd.DataFrame:
     return table
 
 
-def localization_verdict(summary: Mapping[str, Any], score: str = "energy") -> str:
-    """Say in words whether the method beats each baseline on ``score``: its interval's low
-    end above the baseline's high end ("beats"), below its low end ("falls below"), else
-    "does not beat" (the intervals overlap).
+def localization_verdict(summary: Mapping[str, Any], score: str = "energy",
+                         table: pd.DataFrame | None = None) -> str:
+    """Say in words whether the method beats each baseline on ``score``.
+
+    With the per-image ``table`` (:class:`covidlib.explain.localization.LocalizationResult`)
+    the course's evidence standard applies: the method "beats" a baseline when the 95%
+    interval of their paired difference over the same images lies above zero, "falls below"
+    it when the interval lies below zero, else "cannot be told apart from" it. A stored
+    summary alone has only each map's interval; then a verdict needs the two intervals apart,
+    which is stricter ("does not beat" where they overlap).
 
     Example:
         >>> entry = lambda v, lo, hi: {"energy": {"value": v, "ci_low": lo, "ci_high": hi}}
@@ -797,20 +805,33 @@ def localization_verdict(summary: Mapping[str, Any], score: str = "energy") -> s
         ...      "random": entry(0.1, 0.08, 0.12), "center": entry(0.45, 0.3, 0.55)}}
         >>> localization_verdict(s)
         'beats the random baseline and does not beat the center baseline'
+        >>> import pandas as pd
+        >>> per_image = pd.DataFrame({"gradcam_energy": [0.5, 0.6, 0.55, 0.5],
+        ...     "random_energy": [0.1, 0.1, 0.12, 0.1], "center_energy": [0.6, 0.5, 0.5, 0.6]})
+        >>> localization_verdict(s, table=per_image)
+        'beats the random baseline and cannot be told apart from the center baseline'
     """
+    from covidlib.evaluate.intervals import paired_bootstrap_difference
+
     method = summary["method"]
     own = summary["scores"][method][score]
     parts = []
     for name, scores in summary["scores"].items():
         if name == method:
             continue
-        other = scores[score]
-        if own["ci_low"] > other["ci_high"]:
-            word = "beats"
-        elif own["ci_high"] < other["ci_low"]:
-            word = "falls below"
+        if table is not None:
+            pairs = table[[f"{method}_{score}", f"{name}_{score}"]].dropna().to_numpy(float)
+            _, low, high = paired_bootstrap_difference(pairs[:, 0], pairs[:, 1], seed=0)
+            word = ("beats" if low > 0 else "falls below" if high < 0
+                    else "cannot be told apart from")
         else:
-            word = "does not beat"
+            other = scores[score]
+            if own["ci_low"] > other["ci_high"]:
+                word = "beats"
+            elif own["ci_high"] < other["ci_low"]:
+                word = "falls below"
+            else:
+                word = "does not beat"
         parts.append(f"{word} the {name} baseline")
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
@@ -936,9 +957,9 @@ def show_pairs(pairs: Sequence[Mapping[str, Any]], n: int = 4, size: float = 2.2
     for row, pair in zip(axes, shown, strict=True):
         for ax, key in zip(row, ("a", "b"), strict=True):
             ax.imshow(load_grayscale(pair[key]), cmap="gray")
-            ax.set_title(f"{Path(pair[key]).name[:28]}", fontsize=7)
+            ax.set_title(f"{Path(pair[key]).name[:28]}", fontsize=9)
             ax.axis("off")
         row[0].text(1.02, 1.12, f"distance {pair['distance']:.3f}", transform=row[0].transAxes,
-                    ha="center", fontsize=8)
+                    ha="center", fontsize=9)
     figure.tight_layout()
     return figure

@@ -34,6 +34,27 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return created
 
 
+# Smallest text in any figure, in points: readable at the book's page width.
+MIN_FONT = 9
+
+
+def contrasting_text_colour(rgba: Sequence[float]) -> str:
+    """Black or white, whichever reads better on a cell of colour ``rgba`` (WCAG luminance).
+
+    Example:
+        >>> pale, dark = (0.97, 0.98, 1.0, 1.0), (0.03, 0.19, 0.42, 1.0)
+        >>> contrasting_text_colour(pale), contrasting_text_colour(dark)
+        ('black', 'white')
+    """
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgba[:3])
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    # contrast with black (L + 0.05) / 0.05 against white 1.05 / (L + 0.05): equal at L ~ 0.18
+    return "black" if luminance > 0.179 else "white"
+
+
 def plot_metrics(
     reports: Sequence[Mapping[str, Any]], *, paper: bool = True, interval: str = "t",
     ax: Axes | None = None,
@@ -71,10 +92,10 @@ def plot_metrics(
     ax.set_xticks(positions, [m.replace("_", "-") for m in REPORT_METRICS])
     ax.set_ylabel("percent")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=min(len(series), 4), loc="upper center",
+    ax.legend(fontsize=MIN_FONT, ncol=min(len(series), 4), loc="upper center",
               bbox_to_anchor=(0.5, -0.1), frameon=False)  # below the axes, off the bars
     shown = "95% t-interval over folds" if interval == "t" else "95% bootstrap interval"
-    ax.set_title(f"Test metrics, mean over folds with {shown}; paper: mean ± std", fontsize=9)
+    ax.set_title(f"Test metrics, mean over folds with {shown}; paper: mean ± std", fontsize=10)
     return ax
 
 
@@ -84,22 +105,23 @@ def plot_confusion_grid(reports: Sequence[Mapping[str, Any]], columns: int = 4) 
 
     rows = int(np.ceil(len(reports) / columns))
     width = min(columns, len(reports))
-    figure, axes = plt.subplots(rows, width, figsize=(2.6 * width, 2.4 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, width, figsize=(3.0 * width, 2.8 * rows), squeeze=False)
     for ax in axes.ravel()[len(reports):]:
         ax.axis("off")
     for ax, report in zip(axes.ravel(), reports, strict=False):
         counts = report["confusion"]
         matrix = np.array([[counts["tn"], counts["fp"]], [counts["fn"], counts["tp"]]])
-        ax.imshow(matrix, cmap="Blues")
+        image = ax.imshow(matrix, cmap="Blues")
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center",
-                    color="white" if value > matrix.max() / 2 else "black")
-        ax.set_xticks([0, 1], ["non-COVID", "COVID"], fontsize=7)
-        ax.set_yticks([0, 1], ["non-COVID", "COVID"], fontsize=7)
-        ax.set_xlabel("predicted", fontsize=7)
-        ax.set_ylabel("true", fontsize=7)
-        ax.set_title(report["model"], fontsize=8)
-    figure.suptitle("Average confusion matrix per test fold", fontsize=9)
+            # the text colour follows the cell's own colour, so every count stays visible
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=MIN_FONT + 1,
+                    color=contrasting_text_colour(image.cmap(image.norm(value))))
+        ax.set_xticks([0, 1], ["non-COVID", "COVID"], fontsize=MIN_FONT)
+        ax.set_yticks([0, 1], ["non-COVID", "COVID"], fontsize=MIN_FONT)
+        ax.set_xlabel("predicted", fontsize=MIN_FONT)
+        ax.set_ylabel("true", fontsize=MIN_FONT)
+        ax.set_title(report["model"], fontsize=MIN_FONT + 1)
+    figure.suptitle("Average confusion matrix per test fold", fontsize=MIN_FONT + 2)
     figure.tight_layout()
     return figure
 
@@ -117,8 +139,8 @@ def plot_roc(runs: Sequence[ScoredRun], ax: Axes | None = None) -> Axes:
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("false positive rate (1 - specificity)")
     ax.set_ylabel("true positive rate (sensitivity)")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("ROC, mean over test folds ± 1 std", fontsize=9)
+    ax.legend(fontsize=MIN_FONT, loc="lower right")
+    ax.set_title("ROC, mean over test folds ± 1 std", fontsize=10)
     return ax
 
 
@@ -133,10 +155,11 @@ def plot_calibration(runs: Sequence[ScoredRun], n_bins: int = 10,
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("mean predicted COVID probability")
     ax.set_ylabel("observed COVID fraction")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title("Reliability (calibration) curve", fontsize=9)
+    # below the axes: the curves run through the upper left
+    ax.legend(fontsize=MIN_FONT, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+    ax.set_title("Reliability (calibration) curve", fontsize=10)
     return ax
 
 
-__all__ = ["plot_calibration", "plot_confusion_grid", "plot_metrics",
-           "plot_roc"]
+__all__ = ["MIN_FONT", "contrasting_text_colour", "plot_calibration", "plot_confusion_grid",
+           "plot_metrics", "plot_roc"]

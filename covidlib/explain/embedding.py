@@ -158,7 +158,7 @@ def plot_embedding(
                    edgecolors="none", **scatter)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.legend(loc="best", fontsize=9, frameon=False)
     if title:
         ax.set_title(title)
     return ax

@@ -364,7 +364,7 @@ def draw_block_diagram(
     center = (width - 1) / 2
 
     def put(x: float, y: float, text: str, style: dict[str, Any]) -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=8, bbox=style, zorder=3)
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, bbox=style, zorder=3)
 
     def link(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow, zorder=1)
