@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.tsne",
     "covidlib.cli.gradcam",
     "covidlib.cli.localize",
+    "covidlib.cli.sanity",
     "covidlib.cli.audit",
     "covidlib.cli.evaluate",
     "covidlib.cli.trust",

@@ -44,9 +44,12 @@ def otsu_level(image: np.ndarray) -> float:
     """
     from skimage.filters import threshold_otsu
 
-    pixels = np.asarray(image, dtype=np.float64)
+    pixels = np.asarray(image)
     if pixels.size == 0 or pixels.min() == pixels.max():
         return float("-inf")
+    # Integer slices keep one histogram bin per gray value: on float input skimage returns
+    # the centre of the bin that holds the darker class's top value, so `> level` would
+    # count that value as bright.
     return float(threshold_otsu(pixels))
 
 
@@ -56,7 +59,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
         pixels = pixels.mean(axis=2)
     if pixels.ndim != 2:
         raise ValueError(f"need an H x W (or H x W x C) slice, got shape {pixels.shape}")
-    return pixels.astype(np.float64)
+    return pixels
 
 
 def body_mask(image: np.ndarray) -> np.ndarray:
