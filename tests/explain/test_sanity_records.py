@@ -159,3 +159,19 @@ def test_sanity_command_writes_curves_with_provenance(
     assert plot.stat().st_size > 0 and stored["n_images"] == 2
     assert main(["sanity", "--run", str(tiny_run), "--method", "nope", str(plot)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_tsne_stores_trained_and_untrained_scores(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tsne.json"
+    assert main(["tsne", "--run", str(tiny_run), "--method", "pca", "--out",
+                 str(tmp_path / "map.png"), "--out-json", str(out), "--with-points"]) == 0
+    stored = json.loads(out.read_text())
+    assert PROVENANCE_KEYS <= set(stored) and stored["model"] == "squeezenet"
+    for model in ("trained", "untrained"):
+        for space in ("embedding", "features"):
+            assert set(stored[model][space]) == {"silhouette", "knn_accuracy"}
+    points = stored["trained"]["points"]
+    assert len(points["x"]) == len(points["label"]) == stored["n_images"] == 24
+    assert stored["n_train"] + stored["n_test"] == 24
