@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.grid",
     "covidlib.cli.reproduce",
     "covidlib.cli.pretrain",
+    "covidlib.cli.transfer",
     "covidlib.cli.tsne",
     "covidlib.cli.gradcam",
     "covidlib.cli.localize",
