@@ -143,6 +143,11 @@ def test_localize_also_predicted_writes_a_stored_result(
     assert set(stored["zero_maps_by_map"]) == {"gradcam", "gradcam:predicted"}
     assert str(tiny_run.parent.parent) not in out.read_text()  # no machine path
     assert stored["n_images"] == 4 and "wrote" in printed
+    assert main(["localize", "--run", str(tiny_run), "--masks", str(mask_folder), "--fold", "0",
+                 "--also-method", "gradcam++"]) == 0
+    text = capsys.readouterr().out
+    assert "gradcam++" in text and "zero map(s)" in text
+    assert main(["localize", "--run", str(tiny_run), "--also-predicted"]) == 2  # needs --masks
 
 
 def test_sanity_command_writes_curves_with_provenance(
