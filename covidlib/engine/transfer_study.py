@@ -80,7 +80,8 @@ def fixed_test_split(
 
 
 def budget_rows(
-    labels: Sequence[int], pool: Sequence[int], budgets: Sequence[int | None], seed: int = 0
+    labels: Sequence[int] | np.ndarray, pool: Sequence[int] | np.ndarray,
+    budgets: Sequence[int | None], seed: int = 0,
 ) -> dict[int | None, np.ndarray]:
     """Nested class-balanced training rows of the pool per budget (``None``: all of it).
 

@@ -120,6 +120,31 @@ def zero_map_diagnostics(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _per_image(table: pd.DataFrame, method: str, key: str) -> list[dict[str, Any]]:
+    """One row per image: file name, probability, and the map's zero flag and scores.
+
+    Example:
+        >>> table = pd.DataFrame({"image": ["/x/a.png"], "probability": [0.7],
+        ...                       "zero_map": [False], "gradcam_pointing_game": [1.0],
+        ...                       "gradcam_energy": [0.4], "body_energy": [0.2]})
+        >>> _per_image(table, "gradcam", "gradcam")[0]["image"]
+        'a.png'
+    """
+    rows = []
+    for record in table.to_dict("records"):
+        row: dict[str, Any] = {"image": Path(str(record["image"])).name,
+                               "probability": round(float(record["probability"]), 4),
+                               f"{key}:zero_map": bool(record["zero_map"])}
+        for name, value in record.items():
+            if name.endswith(("_pointing_game", "_energy")):
+                base = name.rsplit("_energy", 1)[0] if name.endswith("_energy") else \
+                    name.rsplit("_pointing_game", 1)[0]
+                label = key if base == method else base
+                row[label + name[len(base):]] = None if pd.isna(value) else round(float(value), 4)
+        rows.append(row)
+    return rows
+
+
 def localize_targets(
     run_dir: str | Path,
     folder: str | Path,
@@ -134,7 +159,9 @@ def localize_targets(
     The first method with the first target gives the summary (the keys of
     ``covidlib localize --json``); every further pair adds its scores as
     ``scores["<method>"]`` (first target) or ``scores["<method>:<target>"]``.
-    ``zero_maps_by_map`` counts each map's zero maps, and where at least
+    ``per_image`` lists each image's file name, the model's probability, and every map's
+    zero flag and scores (to choose a gallery by a stated rule). ``zero_maps_by_map``
+    counts each map's zero maps, and where at least
     :data:`MANY_ZERO_MAPS` of a map's images are zero, ``zero_map_diagnostics[<map>]``
     says what the model predicted on them.
     """
@@ -148,17 +175,23 @@ def localize_targets(
             key = method if target == targets[0] else f"{method}:{target}"
             result = localize_folder(run_dir, folder, fold, method=method, target=target,
                                      device=device)
+            per_image = _per_image(result.table, method, key)
             if not summary:
                 summary = dict(result.summary)
+                summary["per_image"] = per_image
                 summary["scores"] = dict(summary["scores"])
                 summary["zero_maps_by_map"] = {}
                 summary["zero_map_diagnostics"] = {}
             else:
                 summary["scores"][key] = result.summary["scores"][method]
+                for row, extra in zip(summary["per_image"], per_image, strict=True):
+                    row.update({k: v for k, v in extra.items() if k.startswith(key + "_")
+                                or k == f"{key}:zero_map"})
             zero = int(result.summary["zero_maps"])
             summary["zero_maps_by_map"][key] = zero
             if zero >= MANY_ZERO_MAPS * max(result.summary["n_images"], 1):
                 summary["zero_map_diagnostics"][key] = zero_map_diagnostics(result.table)
     summary["methods"] = list(methods)
+    summary["per_image"] = summary.get("per_image", [])
     summary["targets"] = list(targets)
     return summary

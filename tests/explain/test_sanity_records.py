@@ -141,6 +141,10 @@ def test_localize_also_predicted_writes_a_stored_result(
     entry = stored["scores"]["gradcam:predicted"]["energy"]
     assert set(entry) == {"value", "ci_low", "ci_high"}
     assert set(stored["zero_maps_by_map"]) == {"gradcam", "gradcam:predicted"}
+    first = stored["per_image"][0]
+    assert len(stored["per_image"]) == 4 and first["image"] == "s0.png"
+    assert {"gradcam_energy", "gradcam:predicted_energy", "lungs_pointing_game",
+            "gradcam:predicted:zero_map"} <= set(first)
     assert str(tiny_run.parent.parent) not in out.read_text()  # no machine path
     assert stored["n_images"] == 4 and "wrote" in printed
     assert main(["localize", "--run", str(tiny_run), "--masks", str(mask_folder), "--fold", "0",
