@@ -4,7 +4,9 @@ The plot shows COVID / non-COVID images of the fold's training and test part in 
 colours (the paper's figure); ``--json`` prints the separation scores (silhouette and
 k-NN accuracy, in the 2-D map and in the feature space). With ``--root DIR`` (a folder of
 your own images, or ``--dataset NAME``) it maps that dataset's images instead, all unseen
-by the fold model (``test``).
+by the fold model (``test``). ``--out-json FILE`` stores the scores of the trained fold model
+and of the untrained network it started from, with ``trained_on`` and the run's provenance
+(``--with-points`` adds the 2-D points).
 
 Example:
     >>> import tempfile
@@ -14,6 +16,7 @@ Example:
 
     $ covidlib tsne --run runs/phantom/resnet18/quick --out tsne.png --json
     $ covidlib tsne --run runs/phantom/resnet18/quick --root my-scans --out mine.png
+    $ covidlib tsne --run RUN --out tsne.png --out-json results/explain/tsne-RUN.json
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def register(subparsers: Any) -> None:
                         help="print the separation scores as JSON")
     add_dataset_arguments(parser)  # default: the run's own images
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--out-json", type=Path, metavar="FILE",
+                        help="store trained and untrained scores with provenance in FILE")
+    parser.add_argument("--with-points", action="store_true",
+                        help="with --out-json: store the 2-D points (label, split) too")
+    parser.add_argument("--data-root", type=Path, metavar="DIR",
+                        help="the copy the run was trained on, for the provenance digest")
     parser.set_defaults(func=tsne_command)
 
 
@@ -106,6 +115,8 @@ def tsne_command(args: argparse.Namespace) -> int:
     result = {"run": str(args.run), "model": features.model, "fold": args.fold,
               "method": args.method, "n_images": int(len(labels)), "out": str(args.out),
               **report}
+    if args.out_json is not None:
+        _store(args)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -114,3 +125,17 @@ def tsne_command(args: argparse.Namespace) -> int:
                   f"{5}-NN accuracy {scores['knn_accuracy']:.3f}")
         print(f"wrote {args.out}")
     return 0
+
+
+def _store(args: argparse.Namespace) -> None:
+    """Write the trained and untrained separation scores with provenance."""
+    from covidlib.explain.records import explanation_provenance, write_result
+    from covidlib.explain.separation import separation_study
+
+    try:
+        study = separation_study(args.run, args.fold, method=args.method, device=args.device,
+                                 with_points=args.with_points)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    stored = {**study, **explanation_provenance(args.run, args.data_root)}
+    print(f"wrote {write_result(args.out_json, stored)}")

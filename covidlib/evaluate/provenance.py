@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["data_copy_digest", "hardware_description", "run_provenance", "store_run"]
+__all__ = ["current_commit", "data_copy_digest", "hardware_description", "run_provenance",
+           "store_run"]
 
 EXPERIMENT_KEYS: tuple[str, ...] = (
     "split", "groups", "seed", "n_folds", "canvas_scale", "canvas", "skip_problems",
@@ -87,6 +88,16 @@ def _commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return done.stdout.strip() or "unknown"
+
+
+def current_commit() -> str:
+    """The git commit of this covidlib checkout (``"unknown"`` outside a git checkout).
+
+    Example:
+        >>> isinstance(current_commit(), str)
+        True
+    """
+    return _commit()
 
 
 def run_provenance(run_dir: str | Path, dataset_root: str | Path) -> dict[str, Any]:

@@ -4,7 +4,10 @@
 Modules: ``features`` (penultimate features of a run's fold model), ``embedding`` (t-SNE,
 PCA, separation scores, the paper-style plot), ``cam`` (Grad-CAM and relatives, mapped back
 through the letterbox), ``localization`` (pointing game, energy share, baselines, bootstrap
-intervals), ``explorer`` (an ipywidgets explorer; a static figure in the book).
+intervals), ``body`` (body and lung-field masks of a slice, for the baselines), ``sanity``
+(cascading-randomization sanity check), ``separation`` (trained vs untrained separation),
+``records`` (stored results with provenance, zero-map diagnostics), ``explorer`` (an
+ipywidgets explorer; a static figure in the book).
 
 Public names are importable from the package and loaded on first use
 (:func:`covidlib.utils.lazy.lazy_exports`), so importing it stays cheap.
@@ -24,6 +27,17 @@ _EXPORTS: dict[str, str] = {
     "LocalizationResult": "covidlib.explain.localization",
     "RunInputs": "covidlib.explain.features",
     "body_map": "covidlib.explain.localization",
+    "body_mask": "covidlib.explain.body",
+    "cascading_randomization": "covidlib.explain.sanity",
+    "explanation_provenance": "covidlib.explain.records",
+    "localize_targets": "covidlib.explain.records",
+    "lung_map": "covidlib.explain.localization",
+    "lung_mask": "covidlib.explain.body",
+    "plot_randomization": "covidlib.explain.sanity",
+    "randomization_record": "covidlib.explain.sanity",
+    "run_randomization": "covidlib.explain.sanity",
+    "separation_study": "covidlib.explain.separation",
+    "zero_map_diagnostics": "covidlib.explain.records",
     "center_map": "covidlib.explain.localization",
     "compute_cams": "covidlib.explain.cam",
     "embed": "covidlib.explain.embedding",

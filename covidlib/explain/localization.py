@@ -9,7 +9,8 @@
 A map that is zero everywhere points nowhere and scores 0 on both. Each score comes with
 baselines computed on the same images and masks: ``random`` (uniform noise: its energy is
 the mask's area fraction), ``center`` (a Gaussian centre prior) and, for real slices,
-``body`` (the map equal to the non-background pixels), and with a bootstrap interval
+``body`` and ``lungs`` (maps equal to the body and the lung field segmented from the slice
+itself, :mod:`covidlib.explain.body`), and with a bootstrap interval
 (:func:`covidlib.evaluate.intervals.bootstrap_interval`). A network has learned to look at
 lesions only where it beats every baseline by more than the intervals' width.
 
@@ -45,6 +46,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "LocalizationResult",
     "body_map",
+    "lung_map",
     "center_map",
     "energy_share",
     "localize_folder",
@@ -57,10 +59,13 @@ __all__ = [
     "summarize_scores",
 ]
 
-BASELINES: tuple[str, ...] = ("random", "center", "body")
+BASELINES: tuple[str, ...] = ("random", "center", "body", "lungs")
+# Baselines that need a real slice (scored with ``body=True``).
+SLICE_BASELINES: tuple[str, ...] = ("body", "lungs")
 SCORES: tuple[str, ...] = ("pointing_game", "energy")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-# Gray values at or below this are background (air outside the body) for the body prior.
+# Kept for callers of the former fixed-threshold body prior; the body is now segmented
+# from each slice's histogram (covidlib.explain.body).
 BODY_THRESHOLD = 10
 BOOTSTRAP_RESAMPLES = 1000
 
@@ -127,8 +132,10 @@ def center_map(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
     return np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)).astype(np.float32)
 
 
-def body_map(image: np.ndarray, threshold: int = BODY_THRESHOLD) -> np.ndarray:
-    """1 on the body (pixels above ``threshold``, holes such as the lungs filled), else 0.
+def body_map(image: np.ndarray, threshold: int | None = None) -> np.ndarray:
+    """1 on the body, else 0: :func:`covidlib.explain.body.body_mask` of the slice.
+
+    ``threshold`` (a fixed gray value) replaces the slice's own Otsu level when given.
 
     Example:
         >>> ring = np.full((5, 5), 200, np.uint8)
@@ -139,8 +146,23 @@ def body_map(image: np.ndarray, threshold: int = BODY_THRESHOLD) -> np.ndarray:
     """
     from scipy import ndimage
 
-    body = ndimage.binary_fill_holes(np.asarray(image) > threshold)
-    return np.asarray(body, dtype=np.float32)
+    from covidlib.explain.body import body_mask
+
+    if threshold is not None:
+        return np.asarray(ndimage.binary_fill_holes(np.asarray(image) > threshold), np.float32)
+    return np.asarray(body_mask(image), dtype=np.float32)
+
+
+def lung_map(image: np.ndarray) -> np.ndarray:
+    """1 on the lung field, else 0: :func:`covidlib.explain.body.lung_mask` of the slice.
+
+    Example:
+        >>> lung_map(np.full((4, 4), 50, np.uint8)).sum()
+        np.float32(0.0)
+    """
+    from covidlib.explain.body import lung_mask
+
+    return np.asarray(lung_mask(image), dtype=np.float32)
 
 
 def _baseline_maps(image: np.ndarray, seed: int, body: bool) -> dict[str, np.ndarray]:
@@ -148,6 +170,7 @@ def _baseline_maps(image: np.ndarray, seed: int, body: bool) -> dict[str, np.nda
     maps = {"random": random_map(shape, seed), "center": center_map(shape)}
     if body:
         maps["body"] = body_map(image)
+        maps["lungs"] = lung_map(image)
     return maps
 
 
@@ -285,7 +308,7 @@ def localize_pairs(
                 "mask_fraction": float(mask.mean()), **score_maps(maps, mask),
             })
     table = pd.DataFrame(rows).sort_values("order").drop(columns="order").reset_index(drop=True)
-    names = [method] + [b for b in BASELINES if body or b != "body"]
+    names = [method] + [b for b in BASELINES if body or b not in SLICE_BASELINES]
     model_name = str(run_identity(RunFolder(run_dir).read_config())["model"])
     summary = {
         "n_images": int(len(table)),

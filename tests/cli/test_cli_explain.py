@@ -94,5 +94,5 @@ def test_localize_real_lesion_masks(
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_images"] == 50
-    assert set(summary["scores"]) == {"gradcam", "random", "center", "body"}
+    assert set(summary["scores"]) == {"gradcam", "random", "center", "body", "lungs"}
     assert summary["folds"] == [0]

@@ -23,7 +23,7 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize("command", ["datasets", "phantom", "letterbox", "models", "cv", "predict",
-                                     "calibrate", "card"])
+                                     "calibrate", "card", "sanity", "transfer"])
 def test_every_command_is_registered(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args([command, "--help"])
