@@ -595,7 +595,7 @@ def transfer_study(
             rows.append({
                 "strategy": strategy, "per_class": per_class, "images": 2 * per_class,
                 "accuracy": float(correct.mean()), "low": low, "high": high,
-                "auc": float(fit.metrics.get("auc", float("nan"))),
+                "auc": float(fit.metrics["roc_auc"]),
                 "seconds": float(fit.history["seconds"].sum()),
             })
             history = fit.history.copy()

@@ -47,7 +47,7 @@ DATA_ENV = "COVIDLIB_DATA"
 PROGRESS_ENV = "COVIDLIB_PROGRESS"
 
 PHANTOM_DATASET = "phantom"  # the registry name of the generated dataset
-# The optimizer builders live in covidlib.engine.learner (OPTIMIZERS), one per name here.
+# The one list of optimizer names; covidlib.engine.learner.OPTIMIZERS holds their builders.
 OPTIMIZER_NAMES: tuple[str, ...] = ("lamb", "lamb-torch-optimizer", "adam", "adamw", "sgd")
 FOLD_MODEL_CHOICES: tuple[str, ...] = ("last", "lowest_train_loss")
 SPLIT_STRATEGIES: tuple[str, ...] = ("stratified", "grouped", "official")

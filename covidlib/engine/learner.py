@@ -108,18 +108,13 @@ def _sgd(params: Any, config: TrainConfig, lr: float | None = None) -> torch.opt
     )
 
 
-# One entry per optimizer: name -> builder(params, config, lr). LAMB is the paper's;
-# "lamb" is covidlib's multi-tensor one (the same mathematics as torch_optimizer.Lamb, without
-# its host reads, see covidlib.engine.lamb), "lamb-torch-optimizer" the original.
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "lamb": _lamb,
-    "lamb-torch-optimizer": _lamb_torch_optimizer,
-    "adam": _adam,
-    "adamw": _adamw,
-    "sgd": _sgd,
-}
-# covidlib.config validates the name against OPTIMIZER_NAMES (it cannot import torch).
-assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "OPTIMIZERS and config.OPTIMIZER_NAMES differ"
+# name -> builder(params, config, lr), the builders in the order of config.OPTIMIZER_NAMES, the
+# one list of names (config validates names with it without importing torch). LAMB is the
+# paper's; "lamb" is covidlib's multi-tensor one (the same mathematics as torch_optimizer.Lamb,
+# without its host reads, see covidlib.engine.lamb), "lamb-torch-optimizer" the original.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = dict(
+    zip(OPTIMIZER_NAMES, (_lamb, _lamb_torch_optimizer, _adam, _adamw, _sgd), strict=True)
+)
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -307,18 +302,6 @@ def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | N
 def _torch_save_atomic(obj: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:  # the temp name keeps the suffix torch.save looks at
         torch.save(obj, tmp)
-    return path
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` as CSV (no index) atomically and return ``path``."""
-    atomic_write_text(path, frame.to_csv(index=False))
-    return path
-
-
-def write_json(data: Any, path: Path) -> Path:
-    """Write ``data`` as indented JSON atomically and return ``path``."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
 

@@ -874,20 +874,3 @@ def lock_state(path: str | Path) -> tuple[LockInfo | None, str] | None:
     info = LockInfo.parse(raw)
     return info, FoldLock(path)._stale(info, mtime)
 
-
-# -- functions kept for callers of the flat API ---------------------------------------------
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """Return ``config.json`` of a run folder (see :meth:`RunFolder.read_config`)."""
-    return RunFolder(run_dir).read_config()
-
-
-def fold_dir(run_dir: str | Path, fold: int) -> Path:
-    """Return the folder of fold ``fold`` inside a run folder."""
-    return RunFolder(run_dir).fold(fold).dir
-
-
-def finished_folds(run_dir: str | Path) -> list[int]:
-    """Return the folds of a run folder whose results are recorded and verify, in order."""
-    return RunFolder(run_dir).finished_folds()
