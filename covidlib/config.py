@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from covidlib.utils.env import env_flag
+from covidlib.utils.names import UnknownNameError
 
 if TYPE_CHECKING:
     import torch
@@ -465,9 +466,7 @@ def _check_transfer(config: Any) -> None:
     if strategy is None:
         strategy = "scratch" if weights == "random" else "finetune"
     if strategy not in TRANSFER_STRATEGIES:
-        raise ValueError(
-            f"Unknown strategy {strategy!r} (--strategy); choose one of {TRANSFER_STRATEGIES}."
-        )
+        raise UnknownNameError("transfer strategy (--strategy)", strategy, TRANSFER_STRATEGIES)
     if strategy == "scratch" and weights != "random":
         raise ValueError(
             f"--strategy scratch trains from random weights but --weights is {weights!r}; "
@@ -949,7 +948,7 @@ def get_profile(name: str | None = None) -> Profile:
         name: ``"quick"``, ``"cpu"`` or ``"full"``; ``None`` reads the environment.
 
     Raises:
-        ValueError: for an unknown profile name.
+        UnknownNameError: for an unknown profile name (a ``ValueError``).
 
     Example:
         >>> get_profile("full").epochs
@@ -958,10 +957,8 @@ def get_profile(name: str | None = None) -> Profile:
     chosen = name if name is not None else os.environ.get(PROFILE_ENV, "quick")
     chosen = chosen.strip().lower()
     if chosen not in PROFILES:
-        raise ValueError(
-            f"Unknown profile {chosen!r} (from {'argument' if name else PROFILE_ENV}); "
-            f"choose one of {sorted(PROFILES)}."
-        )
+        source = "" if name else f" (from {PROFILE_ENV})"
+        raise UnknownNameError(f"profile{source}", chosen, PROFILES)
     return PROFILES[chosen]
 
 

@@ -34,6 +34,7 @@ from PIL import Image
 from covidlib.config import progress_enabled
 from covidlib.data.images import load_grayscale
 from covidlib.utils.fileio import sha256_file
+from covidlib.utils.names import check_name
 
 __all__ = [
     "HASH_METHODS",
@@ -237,9 +238,10 @@ def image_hashes(
         >>> image_hashes([path]).shape
         (1, 128)
     """
-    unknown = [m for m in methods if m not in HASH_METHODS]
-    if unknown or not methods:
-        raise ValueError(f"unknown hash method(s) {unknown}; choose from {HASH_METHODS}.")
+    if not methods:
+        raise ValueError(f"no hash method given; choose from {HASH_METHODS}.")
+    for method in methods:
+        check_name("hash method", method, HASH_METHODS)
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2 (got {hash_size}).")
     names = [str(p) for p in paths]

@@ -85,11 +85,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     if args.min_pairs < 0:
         raise CommandError(f"--min-pairs must be >= 0 (got {args.min_pairs}).")
     started = time.perf_counter()
-    try:
-        root = ensure_dataset(args.name, args.root, None)
-        images = index_dataset(args.name, root).require_clean(True).reset_index(drop=True)
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    root = ensure_dataset(args.name, args.root, None)
+    images = index_dataset(args.name, root).require_clean(True).reset_index(drop=True)
     folds = read_fold_file(args.folds, images) if args.folds is not None else None
     result = audit_images(
         images["path"].astype(str).tolist(), images["label"].astype(int).tolist(),

@@ -50,9 +50,7 @@ def run_cv_command(args: argparse.Namespace) -> int:
             config, runtime, root=args.root, out=args.out, only_fold=args.fold,
             run_name=args.run_name or get_profile(args.profile).name,
         )
-    except (RunConfigError, FileNotFoundError, KeyError) as error:
-        raise CommandError(str(error).strip("'\"")) from error
-    except ValueError as error:
+    except (RunConfigError, FileNotFoundError, ValueError) as error:
         raise CommandError(str(error)) from error
     print(f"summary: {result.run_dir / 'summary.json'}")
     return 0

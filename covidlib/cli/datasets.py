@@ -110,7 +110,7 @@ def _index(args: argparse.Namespace) -> int:
     try:
         index = index_dataset(args.name, args.root)
     except (FileNotFoundError, DatasetLayoutError) as error:
-        raise CommandError(str(error).strip("'\"")) from None
+        raise CommandError(str(error)) from None
     if args.csv:
         with atomic_path(args.csv) as tmp:
             index.images.to_csv(tmp, index=False)

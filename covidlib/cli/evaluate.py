@@ -101,11 +101,8 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     if not (args.run / "config.json").is_file():
         raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
     config = RunFolder(args.run).read_config()
-    try:
-        root = ensure_dataset(args.dataset, args.root, None)
-        images = index_dataset(args.dataset, root).require_clean(True).reset_index(drop=True)
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    root = ensure_dataset(args.dataset, args.root, None)
+    images = index_dataset(args.dataset, root).require_clean(True).reset_index(drop=True)
     predictions = external_predictions(args.run, images, args.threshold)
     folds = sorted(int(k) for k in predictions["fold"].unique())
     trained_on = str(config.get("dataset"))

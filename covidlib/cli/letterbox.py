@@ -59,13 +59,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def model_canvas(name: str) -> tuple[int, int]:
     """Custom input (width, height) of a registry model (``resnet18`` or ``ResNet18``)."""
-    from covidlib.cli import CommandError
     from covidlib.models.registry import get_spec
 
-    try:
-        return get_spec(name).custom_input
-    except KeyError as error:
-        raise CommandError(str(error.args[0])) from error
+    return get_spec(name).custom_input
 
 
 def _resolved(path: Path, role: str) -> Path:

@@ -54,11 +54,10 @@ def localize_command(args: argparse.Namespace) -> int:
     from covidlib.engine.runs import RunFolder
     from covidlib.explain.cam import CAM_METHODS
     from covidlib.explain.localization import localize_folder, localize_run
+    from covidlib.utils.names import check_name
 
     method = args.method.strip().lower()
-    if method not in CAM_METHODS:
-        raise CommandError(f"unknown --method {args.method!r}; choose one of: "
-                           f"{', '.join(CAM_METHODS)}")
+    check_name("--method", method, CAM_METHODS)
     try:
         RunFolder(args.run).read_config()
         if args.masks is not None:

@@ -55,13 +55,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         0
     """
-    from covidlib.cli import CommandError
     from covidlib.models import registry as models
 
-    try:
-        names = [models.get_spec(n).name for n in args.names] if args.names else None
-    except KeyError as error:
-        raise CommandError(error.args[0]) from error
+    names = [models.get_spec(n).name for n in args.names] if args.names else None
     table = models.compare_with_paper(names) if args.compare else models.model_table(names)
     if args.json:
         records = []

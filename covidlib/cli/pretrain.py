@@ -61,12 +61,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise CommandError(f"--epochs must be at least 1, got {args.epochs}")
     if args.seed < 0:
         raise CommandError(f"--seed must be a non-negative integer, got {args.seed}")
-    try:
-        pretrain(
-            args.model, args.out, source=args.source, profile=get_profile(args.profile),
-            epochs=args.epochs, seed=args.seed, device=resolve_device(args.device),
-            log=print,
-        )
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    pretrain(
+        args.model, args.out, source=args.source, profile=get_profile(args.profile),
+        epochs=args.epochs, seed=args.seed, device=resolve_device(args.device), log=print,
+    )
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from covidlib.config import data_dir
+from covidlib.utils.names import UnknownNameError
 
 __all__ = [
     "DATASETS",
@@ -260,16 +261,16 @@ def get_dataset(name: str) -> DatasetSpec:
     """Return the registry entry of a dataset.
 
     Raises:
-        KeyError: for an unknown name (the message lists the known ones).
+        UnknownNameError: for an unknown name (a ``ValueError``); the message offers close
+            matches.
 
     Example:
         >>> get_dataset("phantom").source
         'generated'
     """
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS, "`covidlib datasets list` lists them")
+    return DATASETS[name]
 
 
 def list_datasets() -> pd.DataFrame:

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import sys
 import time
@@ -48,7 +47,7 @@ from covidlib.config import (
 )
 from covidlib.evaluate.metrics import binary_metrics
 from covidlib.utils.compat import quiet_fastai_import
-from covidlib.utils.fileio import atomic_path, atomic_write_text
+from covidlib.utils.fileio import atomic_path
 
 with quiet_fastai_import():
     from fastai.callback.core import Callback, CancelValidException

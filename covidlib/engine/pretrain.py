@@ -64,6 +64,7 @@ from covidlib.models.factory import create_model
 from covidlib.models.registry import get_spec
 from covidlib.utils.compat import quiet_fastai_import
 from covidlib.utils.fileio import atomic_path, atomic_write_text, sha256_file
+from covidlib.utils.names import UnknownNameError
 
 with quiet_fastai_import():
     from fastai.callback.core import Callback
@@ -235,7 +236,7 @@ def pretrain(
         ValueError: an unknown source task or model, or a bad setting.
     """
     if source not in SOURCE_TASKS:
-        raise ValueError(f"unknown source task {source!r}; choose one of {SOURCE_TASKS}")
+        raise UnknownNameError("source task", source, SOURCE_TASKS)
     spec = get_spec(model)
     chosen = profile or get_profile()
     settings = _settings(spec.name, chosen, epochs, seed, phantom_size, canvas_scale)

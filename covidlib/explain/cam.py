@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from covidlib.utils.names import UnknownNameError
+
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
@@ -84,7 +86,7 @@ CAM_BATCH = 8  # images per CAM call (the backward pass keeps the activations)
 def _method_class(method: str) -> Any:
     key = method.strip().lower()
     if key not in CAM_METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose one of: {', '.join(CAM_METHODS)}")
+        raise UnknownNameError("CAM method", method, CAM_METHODS)
     return getattr(importlib.import_module("pytorch_grad_cam"), CAM_METHODS[key])
 
 

@@ -223,8 +223,8 @@ def test_the_profile_decides_the_number_of_folds(
 
 @pytest.mark.parametrize(
     ("changes", "kwargs", "error", "message"),
-    [({"model": "nonet"}, {}, KeyError, "nonet"),
-     ({"dataset": "nodata", "phantom": None}, {}, KeyError, "nodata"),
+    [({"model": "nonet"}, {}, ValueError, "nonet"),
+     ({"dataset": "nodata", "phantom": None}, {}, ValueError, "nodata"),
      ({}, {"only_fold": 7}, ValueError, "--fold 7 does not exist"),
      ({"weights": "missing.pt"}, {}, FileNotFoundError, "missing.pt"),
      ({"split": "official"}, {}, ValueError, "official split")],
