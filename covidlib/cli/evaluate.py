@@ -12,7 +12,7 @@ Example:
     >>> args = build_parser().parse_args(
     ...     ["evaluate", "--run", "runs/x", "--dataset", "sars-cov-2-ct", "--json"])
     >>> args.dataset, args.json, args.func.__name__
-    ('sars-cov-2-ct', True, 'run_evaluate_command')
+    ('sars-cov-2-ct', True, 'evaluate_command')
 
     $ covidlib evaluate --run runs/covid19-ct/resnet18/full --dataset sars-cov-2-ct --json
 """
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--threshold", type=float, default=0.5, help="COVID at or above it")
     evaluate.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
-    evaluate.set_defaults(func=run_evaluate_command)
+    evaluate.set_defaults(func=evaluate_command)
 
 
 def _commit() -> str:
@@ -85,7 +85,7 @@ def external_predictions(run_dir: Path, images: pd.DataFrame, threshold: float =
     return pd.concat(tables, ignore_index=True)
 
 
-def run_evaluate_command(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     """Run ``covidlib evaluate``."""
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         help="letterbox (default: fit and pad), stretch (distort) or crop (cover, cut)",
     )
     parser.add_argument("--fill", type=int, default=0, help="padding gray value 0..255")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=letterbox_command)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -77,7 +77,7 @@ def _resolved(path: Path, role: str) -> Path:
         ) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def letterbox_command(args: argparse.Namespace) -> int:
     """Letterbox/stretch/crop IN onto the canvas and write OUT atomically.
 
     Example:

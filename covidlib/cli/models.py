@@ -31,14 +31,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--compare", action="store_true", help="add the paper's Table 1 values next to ours"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=models_command)
 
 
 def _size(value: tuple[int, int]) -> list[int]:
     return [int(value[0]), int(value[1])]
 
 
-def run(args: argparse.Namespace) -> int:
+def models_command(args: argparse.Namespace) -> int:
     """Print the table (text or JSON); unknown names are a user error.
 
     Example:

@@ -4,7 +4,7 @@ Example:
     >>> from covidlib.cli import build_parser
     >>> args = build_parser().parse_args(["pretrain", "--model", "resnet18", "--out", "r.pt"])
     >>> args.source, args.seed, args.func.__name__
-    ('phantom-findings', 0, 'run_pretrain')
+    ('phantom-findings', 0, 'pretrain_command')
 
     $ covidlib pretrain --source phantom-findings --model resnet18 --out resnet18-source.pt
     $ covidlib cv --model resnet18 --weights resnet18-source.pt --strategy features
@@ -44,10 +44,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the source phantom, split and training (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.set_defaults(func=run_pretrain)
+    parser.set_defaults(func=pretrain_command)
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
+def pretrain_command(args: argparse.Namespace) -> int:
     """Run ``covidlib pretrain`` and print where the files are."""
     from covidlib.cli import CommandError
     from covidlib.config import get_profile, resolve_device

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--subset", choices=SUBSETS, default="all",
                         help="smoke: 2 models, 2 folds, 1 epoch, small (default: all)")
     add_run_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=reproduce_command)
 
 
 def registered_commands() -> set[str]:
@@ -95,7 +95,7 @@ def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def reproduce_command(args: argparse.Namespace) -> int:
     """Run ``covidlib reproduce``."""
     from covidlib.engine.runs import RunFolder
     from covidlib.grid.plan import plan_grid
