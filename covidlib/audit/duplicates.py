@@ -2,9 +2,8 @@
 
 One implementation serves the datasets chapter (:func:`find_duplicates`, a table of pairs)
 and the leakage audit (:mod:`covidlib.audit.leaks`): images are hashed in batches
-(:func:`image_hashes`: pHash and dHash from the ``imagehash`` package, or the 16x16 average
-hash), and every pair of images gets a distance on one scale, the fraction of hash bits that
-differ (0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
+(:func:`image_hashes`: pHash, dHash or the 16x16 average hash, all from ``imagehash``),
+and every pair of images gets a distance on one scale, the fraction of hash bits that differ (0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
 
 Example:
     >>> import tempfile, pathlib
@@ -63,11 +62,11 @@ CROP_BOXES: tuple[tuple[float, float, float, float], ...] = (
 
 
 def average_hash(path: str | Path, hash_size: int = 8) -> int:
-    """Return a perceptual average hash of an image (``hash_size**2`` bits).
+    """Return the perceptual average hash of an image (``hash_size**2`` bits) as an integer.
 
-    The grayscale image is shrunk to ``hash_size x hash_size``; each bit says whether a
-    pixel is brighter than the mean. Resized, recompressed or slightly changed copies get
-    hashes a few bits apart.
+    ``imagehash.average_hash`` of the grayscale image: shrunk to ``hash_size x hash_size``,
+    each bit says whether a pixel is brighter than the mean. Resized, recompressed or
+    slightly changed copies get hashes a few bits apart.
 
     Example:
         >>> import tempfile, pathlib
@@ -77,14 +76,8 @@ def average_hash(path: str | Path, hash_size: int = 8) -> int:
         >>> f"{average_hash(path):016x}"
         '00000000ffffffff'
     """
-    return int("".join("1" if bit else "0" for bit in _average_hash_bits(path, hash_size)), 2)
-
-
-def _average_hash_bits(path: str | Path, hash_size: int) -> np.ndarray:
-    """The bits of :func:`average_hash`, first bit first, as a boolean array."""
-    image = load_grayscale(path).resize((hash_size, hash_size), resample=3)
-    pixels = np.asarray(image, dtype=np.float64).ravel()
-    return pixels > pixels.mean()
+    bits = _bits_of(load_grayscale(path), ("average",), hash_size)
+    return int("".join("1" if bit else "0" for bit in bits), 2)
 
 
 def _hash_bits(path: str, methods: Sequence[str], hash_size: int, crops: bool = False
@@ -111,14 +104,9 @@ def _bits_of(image: Image.Image, methods: Sequence[str], hash_size: int) -> np.n
 
     parts = []
     for method in methods:
-        if method == "average":
-            image_small = image.resize((hash_size, hash_size), resample=3)
-            pixels = np.asarray(image_small, dtype=np.float64).ravel()
-            parts.append(pixels > pixels.mean())
-        elif method == "phash":
-            parts.append(np.asarray(imagehash.phash(image, hash_size=hash_size).hash).ravel())
-        else:
-            parts.append(np.asarray(imagehash.dhash(image, hash_size=hash_size).hash).ravel())
+        hasher = {"average": imagehash.average_hash, "phash": imagehash.phash,
+                  "dhash": imagehash.dhash}[method]
+        parts.append(np.asarray(hasher(image, hash_size=hash_size).hash).ravel())
     return np.concatenate(parts).astype(bool)
 
 
