@@ -418,7 +418,7 @@ def stored_results(folder: str | Path | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
-# Transfer learning (issue 12): the transfer chapter's study
+# Transfer learning: the transfer chapter's study
 # --------------------------------------------------------------------------------------
 
 # A small, fast network (ShuffleNet: a fifth of ResNet18's CPU time per batch) with batch
@@ -687,7 +687,7 @@ def plot_transfer_histories(histories: pd.DataFrame, per_class: int,
     ax.legend(title="strategy")
     return ax
 # --------------------------------------------------------------------------- explanations
-# (issue 11: chapters/tsne.ipynb and chapters/gradcam.ipynb)
+# (chapters/tsne.ipynb and chapters/gradcam.ipynb)
 
 #: The stored real-mask scores the Grad-CAM chapter shows when ../shared/datasets is absent.
 REAL_LESION_SCORES_FILE = "explain/real-lesion-masks.json"

@@ -3,7 +3,8 @@
 One implementation serves the datasets chapter (:func:`find_duplicates`, a table of pairs)
 and the leakage audit (:mod:`covidlib.audit.leaks`): images are hashed in batches
 (:func:`image_hashes`: pHash, dHash or the 16x16 average hash, all from ``imagehash``),
-and every pair of images gets a distance on one scale, the fraction of hash bits that differ (0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
+and every pair of images gets a distance on one scale, the fraction of hash bits that differ
+(0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
 
 Example:
     >>> import tempfile, pathlib

@@ -313,7 +313,7 @@ def default_root(name: str) -> Path:
 
 
 # --------------------------------------------------------------------------- lesion masks
-# (issue 11) Image/mask sets for scoring heat maps: no classes, so not DatasetSpecs.
+# Image/mask sets for scoring heat maps: no classes, so not DatasetSpecs.
 
 
 @dataclass(frozen=True)

@@ -376,7 +376,7 @@ def ensure_dataset(
 
 
 # --------------------------------------------------------------------------- lesion masks
-# (issue 11) `covidlib datasets download ct-lesion-masks`
+# `covidlib datasets download ct-lesion-masks`
 
 
 def pixel_digest(pixels: Any) -> str:

@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "train_fold": "covidlib.engine.learner",
     "usable_folds": "covidlib.engine.predict",
     "worker_id": "covidlib.engine.runs",
-    # transfer learning (issue 12)
+    # transfer learning
     "PretrainResult": "covidlib.engine.pretrain",
     "SOURCE_TASKS": "covidlib.engine.pretrain",
     "TRANSFER_STRATEGIES": "covidlib.engine.transfer",
