@@ -91,9 +91,9 @@ def augment_batch(
     images) or per image where the output depends on the image's own box (the crop: one
     small ``resized_crop`` per image, faster than one ``grid_sample`` for the whole batch on
     CPU (benchmarks/README.md), with the flip applied as each crop is written), and plain
-    vectorised tensor ops where v2 has no per-image batched form: the blur is a separable Gaussian with one
-    kernel per image; brightness, contrast and the noise's strength are per-image scalars,
-    and the noise comes from one bank of normal numbers per batch (see
+    vectorised tensor ops where v2 has no per-image batched form: the blur is a separable
+    Gaussian with one kernel per image; brightness, contrast and the noise's strength are
+    per-image scalars, and the noise comes from one bank of normal numbers per batch (see
     ``_add_gaussian_noise``).
 
     Order: crop, flip, brightness and contrast (one affine map per image, clamped once),
