@@ -76,6 +76,14 @@ def download_command(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from None
         print(f"{args.name} is ready at {root} (score with `covidlib localize --masks {root}`)")
         return 0
+    from covidlib.data.registry import get_dataset
+    from covidlib.data.sources import kaggle_configured
+
+    spec = get_dataset(args.name)
+    if spec.mirror is not None and not kaggle_configured():
+        print(f"no Kaggle credentials: using {spec.mirror.description}")
+    if spec.source != "generated":
+        print(f"{spec.title}\nlicence: {spec.license}\ncite: {spec.citation}")
     try:
         root = download_dataset(args.name, args.root, timeout=args.timeout)
     except DownloadError as error:

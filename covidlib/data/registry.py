@@ -40,6 +40,7 @@ __all__ = [
     "CountVariant",
     "DatasetSpec",
     "MetadataSpec",
+    "ArchiveMirror",
     "RemoteFile",
     "default_root",
     "get_dataset",
@@ -109,6 +110,37 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class ArchiveMirror:
+    """A public archive (a repository snapshot) that holds a copy of a dataset.
+
+    Attributes:
+        url: the archive's URL (a zip).
+        folder: the dataset's folder inside the archive, below its top-level folder.
+        checksums: ``covidlib/tables/`` CSV with ``relpath,sha256`` of every image's bytes.
+        description: where the copy comes from (shown when it is used).
+    """
+
+    url: str
+    folder: str
+    checksums: str
+    description: str
+
+    def checksum_table(self) -> dict[str, str]:
+        """Return ``{relpath: sha256}`` of every image of the copy.
+
+        Example:
+            >>> table = get_dataset("sars-cov-2-ct").mirror.checksum_table()
+            >>> len(table), len(set(table.values()))  # two byte-identical pairs
+            (2481, 2479)
+        """
+        import csv
+
+        path = Path(__file__).resolve().parents[1] / "tables" / self.checksums
+        with path.open(newline="") as handle:
+            return {row["relpath"]: row["sha256"] for row in csv.DictReader(handle)}
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """Everything covidlib knows about one dataset.
 
@@ -122,6 +154,7 @@ class DatasetSpec:
         files: files to download (``source == "github"``).
         kaggle_slug: Kaggle dataset slug (``source == "kaggle"``).
         archives: zips of the whole dataset a user may place in the root.
+        mirror: a public archive with a verified copy, used when Kaggle is not set up.
         metadata: patient-ID spreadsheet, if any.
         group_fallback: group for images without a patient ID: ``"source"`` (file-name
             prefix before ``%``) or ``"file"`` (each file on its own).
@@ -139,6 +172,7 @@ class DatasetSpec:
     files: tuple[RemoteFile, ...] = ()
     kaggle_slug: str | None = None
     archives: tuple[str, ...] = ()
+    mirror: ArchiveMirror | None = None
     metadata: MetadataSpec | None = None
     group_fallback: str = "file"
     mask_folder: str | None = None
@@ -186,6 +220,14 @@ DATASETS: dict[str, DatasetSpec] = {
         homepage="https://www.kaggle.com/datasets/plameneduardo/sarscov2-ctscan-dataset",
         kaggle_slug="plameneduardo/sarscov2-ctscan-dataset",
         archives=("archive.zip", "sarscov2-ctscan-dataset.zip"),
+        mirror=ArchiveMirror(
+            url="https://codeload.github.com/dwaipayan05/CovCNN-WebApp/zip/"
+                "1b912a4ba27b4548103a598b169e939d0b933806",
+            folder="Dataset",
+            checksums="sars-cov-2-ct-sha256.csv",
+            description="the public copy in the GitHub repository dwaipayan05/CovCNN-WebApp "
+                        "at commit 1b912a4b (folder Dataset/), verified image by image",
+        ),
         group_fallback="file",
         citation=(
             "Soares E, Angelov P, Biaso S, Higa Froes M, Kanda Abe D. SARS-CoV-2 CT-scan "

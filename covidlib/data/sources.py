@@ -10,8 +10,11 @@
   Without a network it fails at once (short timeout, no retries) and says which URL to
   fetch by hand and where to put it.
 
-COVID19-CT comes from its GitHub repository, SARS-CoV-2 CT from Kaggle (via ``kagglehub``;
-or download the zip from the Kaggle page yourself and put it into the target folder).
+COVID19-CT comes from its GitHub repository. SARS-CoV-2 CT comes from Kaggle (via
+``kagglehub``) when Kaggle credentials are set up; otherwise from its public mirror (a
+repository snapshot, :class:`covidlib.data.registry.ArchiveMirror`), every image checked
+against the SHA-256 table shipped with covidlib. Or download the Kaggle zip yourself and put
+it into the target folder.
 
 Example:
     >>> import tempfile, pathlib
@@ -34,6 +37,7 @@ import os
 import shutil
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +67,7 @@ __all__ = [
     "download_file",
     "download_lesion_masks",
     "ensure_dataset",
+    "kaggle_configured",
     "pixel_digest",
 ]
 
@@ -295,6 +300,80 @@ def _download_kaggle(spec: DatasetSpec, root: Path, timeout: float, opener: Any)
     return root
 
 
+def kaggle_configured() -> bool:
+    """Return whether Kaggle credentials are set up (what ``kagglehub`` reads).
+
+    Example:
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": "k"}):
+        ...     kaggle_configured()
+        True
+    """
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return True
+    folders = [os.environ.get("KAGGLE_CONFIG_DIR"), "~/.kaggle", "~/.config/kaggle"]
+    return any(
+        (Path(folder).expanduser() / "kaggle.json").is_file() for folder in folders if folder
+    )
+
+
+def _extract_verified(archive: Path, folder: str, expected: dict[str, str], target: Path
+                      ) -> set[str]:
+    """Extract the images of ``folder`` (below the archive's top folder) whose relpath is in
+    ``expected`` into ``target``, checking each one's SHA-256; return the relpaths written."""
+    written: set[str] = set()
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():
+                parts = member.filename.split("/")
+                relpath = "/".join(parts[2:]) if parts[1:2] == [folder] else ""
+                if member.is_dir() or relpath not in expected:
+                    continue
+                digest = hashlib.sha256()
+                dest = target / relpath
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(member) as source, dest.open("wb") as sink:
+                    for chunk in iter(lambda: source.read(_CHUNK), b""):
+                        digest.update(chunk)
+                        sink.write(chunk)
+                if digest.hexdigest() != expected[relpath]:
+                    raise DownloadError(
+                        f"{relpath} in {archive} does not match its recorded sha256 "
+                        f"({digest.hexdigest()[:12]}... instead of {expected[relpath][:12]}...)"
+                        "; the archive was removed: download it again."
+                    )
+                written.add(relpath)
+    except zipfile.BadZipFile:
+        raise DownloadError(
+            f"{archive} is not a readable zip archive; it was removed: download it again."
+        ) from None
+    return written
+
+
+def _download_mirror(spec: DatasetSpec, root: Path, timeout: float, opener: Any) -> Path:
+    mirror = spec.mirror
+    assert mirror is not None
+    staging = root.parent / f".{root.name}.download"
+    archive = download_file(mirror.url, staging / "archive.zip", timeout=timeout, opener=opener)
+    expected = mirror.checksum_table()
+    try:
+        with atomic_dir(root, replace=True) as tmp:
+            written = _extract_verified(archive, mirror.folder, expected, tmp)
+            missing = sorted(set(expected) - written)
+            if missing:
+                raise DownloadError(
+                    f"{archive} lacks {len(missing)} of the {len(expected)} images of the copy "
+                    f"(first: {missing[0]}); it was removed: download it again."
+                )
+            _validate(spec, tmp)
+    except DownloadError:
+        archive.unlink(missing_ok=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
 def download_dataset(
     name: str,
     root: str | Path | None = None,
@@ -304,7 +383,8 @@ def download_dataset(
 ) -> Path:
     """Download a registry dataset into ``root`` (default ``data_dir()/name``).
 
-    A root that already holds the dataset (or its zips) is checked and returned. The
+    A Kaggle dataset with a public mirror comes from the mirror when no Kaggle credentials
+    are set up (:func:`kaggle_configured`). A root that already holds the dataset (or its zips) is checked and returned. The
     phantom is generated instead of downloaded. (The example needs the network, so it is
     not run as a test; the module's example shows the offline path.)
 
@@ -330,6 +410,8 @@ def download_dataset(
     if spec.source == "github":
         return _download_github(spec, target, timeout, opener)
     if spec.source == "kaggle":
+        if spec.mirror is not None and not kaggle_configured():
+            return _download_mirror(spec, target, timeout, opener)
         return _download_kaggle(spec, target, timeout, opener)
     raise DownloadError(f"no download method for source {spec.source!r} of {name}")
 

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -154,11 +155,85 @@ def test_offline_dataset_download_messages(tmp_path: Path) -> None:
         "raw.githubusercontent.com/UCSD-AI4H/COVID-CT" in message and "name resolution" in message
     )
     assert not root.exists()
-    with pytest.raises(DownloadError) as caught:
-        download_dataset("sars-cov-2-ct", tmp_path / "sars", opener=_OfflineOpener())
+    with mock.patch.dict(os.environ, {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": "key"}):
+        with pytest.raises(DownloadError) as caught:
+            download_dataset("sars-cov-2-ct", tmp_path / "sars", opener=_OfflineOpener())
     message = str(caught.value)
     assert "kaggle.com/datasets/plameneduardo/sarscov2-ctscan-dataset" in message
     assert str(tmp_path / "sars" / "COVID") in message
+    with mock.patch.dict(os.environ, {"KAGGLE_USERNAME": "", "KAGGLE_CONFIG_DIR": str(tmp_path)}):
+        with pytest.raises(DownloadError, match="codeload.github.com/dwaipayan05/CovCNN-WebApp"):
+            download_dataset("sars-cov-2-ct", tmp_path / "sars", opener=_OfflineOpener())
+    assert not (tmp_path / "sars").exists()
+
+
+def _mirror_archive(images: dict[str, bytes], extra: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("CovCNN-WebApp-1b912a4b/README.md", b"not an image")
+        for relpath, data in {**images, **extra}.items():
+            bundle.writestr(f"CovCNN-WebApp-1b912a4b/Dataset/{relpath}", data)
+    return buffer.getvalue()
+
+
+def _png(value: int) -> bytes:
+    image = io.BytesIO()
+    Image.fromarray(np.full((6, 9), value, np.uint8)).save(image, format="PNG")
+    return image.getvalue()
+
+
+@pytest.fixture
+def sars_mirror(server: _Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                ) -> dict[str, bytes]:
+    """A tiny SARS-CoV-2 CT mirror (2 COVID, 1 non-COVID, one duplicate pair) on the server."""
+    images = {"COVID/Covid (1).png": _png(10), "COVID/Covid (2).png": _png(10),
+              "non-COVID/Non-Covid (1).png": _png(200)}
+    table = {relpath: hashlib.sha256(data).hexdigest() for relpath, data in images.items()}
+    spec = DATASETS["sars-cov-2-ct"]
+    assert spec.mirror is not None
+    mirror = dataclasses.replace(spec.mirror, url=f"{server.url}/archive.zip")
+    monkeypatch.setattr(type(mirror), "checksum_table", lambda self: dict(table))
+    monkeypatch.setitem(DATASETS, "sars-cov-2-ct", dataclasses.replace(
+        spec, mirror=mirror, expected_counts=(CountVariant("tiny", 2, 1),)))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    server.files["/archive.zip"] = _mirror_archive(images, {"COVID/notes.txt": b"x"})
+    return images
+
+
+def test_sars_mirror_without_kaggle_is_extracted_and_verified(
+    server: _Server, sars_mirror: dict[str, bytes], tmp_path: Path
+) -> None:
+    root = download_dataset("sars-cov-2-ct", tmp_path / "sars")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["sars"]
+    for relpath, data in sars_mirror.items():
+        assert (root / relpath).read_bytes() == data
+    assert not (root / "COVID" / "notes.txt").exists()  # not in the table: not extracted
+    assert index_dataset("sars-cov-2-ct", root).counts() == {"covid": 2, "non_covid": 1}
+
+
+@pytest.mark.parametrize("damage", ["changed", "missing", "garbage"])
+def test_sars_mirror_damaged_archive_leaves_nothing(
+    server: _Server, sars_mirror: dict[str, bytes], tmp_path: Path, damage: str
+) -> None:
+    images = dict(sars_mirror)
+    if damage == "changed":
+        images["COVID/Covid (2).png"] = _png(99)
+        server.files["/archive.zip"] = _mirror_archive(images, {})
+    elif damage == "missing":
+        del images["non-COVID/Non-Covid (1).png"]
+        server.files["/archive.zip"] = _mirror_archive(images, {})
+    else:
+        server.files["/archive.zip"] = b"this is not a zip"
+    expected = {"changed": r"COVID/Covid \(2\)\.png .* does not match its recorded sha256",
+                "missing": r"lacks 1 of the 3 images .*first: non-COVID/Non-Covid \(1\)\.png",
+                "garbage": "is not a readable zip archive"}[damage]
+    with pytest.raises(DownloadError, match=expected):
+        download_dataset("sars-cov-2-ct", tmp_path / "sars")
+    assert not (tmp_path / "sars").exists()
+    assert not list((tmp_path / ".sars.download").glob("archive.zip*"))  # fetched again next time
 
 
 def test_file_url_works(tmp_path: Path) -> None:
