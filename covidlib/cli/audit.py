@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
 def read_fold_file(path: Path, images: pd.DataFrame) -> list[int]:
     """Return the fold of every row of ``images`` from a fold file (matched by relpath or
     path), naming the file when it does not fit the dataset."""
-    from covidlib.engine.runs import read_csv
+    from covidlib.engine.readers import read_csv
 
     table = read_csv(path, ("fold",), dtype={"key": str, "path": str},
                      hint="pass a folds-*.csv of a runs folder or a run folder's folds.csv")

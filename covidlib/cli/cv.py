@@ -43,6 +43,7 @@ def cv_command(args: argparse.Namespace) -> int:
     """Run ``covidlib cv``: validate everything, then train into the run folder."""
     from covidlib.config import get_profile
     from covidlib.engine.cv import RunConfigError, run_cv
+    from covidlib.engine.runs import RunFolder
 
     try:
         config, runtime = experiment_from_args(args)
@@ -52,5 +53,5 @@ def cv_command(args: argparse.Namespace) -> int:
         )
     except (RunConfigError, FileNotFoundError, ValueError) as error:
         raise CommandError(str(error)) from error
-    print(f"summary: {result.run_dir / 'summary.json'}")
+    print(f"summary: {RunFolder(result.run_dir).summary_file}")
     return 0

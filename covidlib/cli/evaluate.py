@@ -98,9 +98,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         summarize_scored,
     )
 
-    if not (args.run / "config.json").is_file():
-        raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
-    config = RunFolder(args.run).read_config()
+    config = RunFolder(args.run).read_config()  # one line naming the folder when it is none
     root = ensure_dataset(args.dataset, args.root, None)
     images = index_dataset(args.dataset, root).require_clean(True).reset_index(drop=True)
     predictions = external_predictions(args.run, images, args.threshold)

@@ -72,9 +72,9 @@ def _experiments(args: argparse.Namespace) -> list[Any]:
 
 def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
     """The t-SNE and Grad-CAM figures of one run, through their own commands."""
-    import pandas as pd
 
     from covidlib.cli import main
+    from covidlib.engine.runs import RunFolder
 
     lines = []
     name = f"{run_dir.parent.parent.name}-{run_dir.parent.name}"
@@ -84,7 +84,7 @@ def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
         lines.append(f"t-SNE ({name}): {target.name}" if code == 0
                      else f"t-SNE ({name}): `covidlib tsne` failed (exit {code})")
     if "gradcam" in commands:
-        folds = pd.read_csv(run_dir / "folds.csv")
+        folds = RunFolder(run_dir).read_folds()
         images = folds[(folds["label"] == 1) & (folds["fold"] == 0)]["path"]
         images = [str(p) for p in images.head(GRADCAM_IMAGES)]
         target = report / f"gradcam-{name}"

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,10 +54,6 @@ if TYPE_CHECKING:
 
 # Never in a test fold: the training part of an official split.
 TRAIN_ONLY = -1
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
-FOLDS_FILE = "folds.csv"
-SKIPPED_FILE = "skipped.csv"
 SKIPPED_SHOWN = 5  # skipped files named in the log line
 
 
@@ -202,7 +197,7 @@ def apply_groups_file(
         >>> apply_groups_file(images, groups)["group"].tolist()
         ['p1', 'p1']
     """
-    from covidlib.engine.runs import read_csv
+    from covidlib.engine.readers import read_csv
     from covidlib.utils.fileio import sha256_file
 
     path = Path(path)
@@ -258,7 +253,7 @@ def load_or_assign_folds(
         table["fold"] = folds.to_numpy()
         atomic_write_text(path, table.to_csv(index=False))
         return folds
-    from covidlib.engine.runs import read_csv
+    from covidlib.engine.readers import read_csv
 
     stored = read_csv(path, ("key", "label", "fold"), dtype={"key": str, "group": str},
                       hint="delete it (and the runs made with it)")
@@ -340,13 +335,17 @@ def read_experiment(run_dir: str | Path) -> ExperimentConfig:
     Raises:
         FileNotFoundError: no ``config.json``. ValueError: it is not a complete experiment.
     """
-    path = Path(run_dir) / CONFIG_FILE
+    from covidlib.engine.runs import RunFolder
+
+    run = RunFolder(run_dir)
+    path = run.config_file
     if not path.is_file():
         raise FileNotFoundError(
-            f"{run_dir} is not a run folder of `covidlib cv` (no {CONFIG_FILE})."
+            f"{run_dir} is not a run folder of `covidlib cv` (no {path.name})."
         )
+    saved = run.read_config()  # names the file when it is not a JSON object
     try:
-        return ExperimentConfig.from_dict(json.loads(path.read_text()))
+        return ExperimentConfig.from_dict(saved)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path}: {error}") from None
 
@@ -499,8 +498,10 @@ def run_cv(
     from covidlib.data.index import index_dataset
     from covidlib.data.registry import get_dataset
     from covidlib.data.sources import ensure_dataset
-    from covidlib.engine.learner import EpochLog, fit_fold, resolve_canvas
-    from covidlib.engine.runs import FoldLock, RunFolder
+    from covidlib.engine.callbacks import EpochLog
+    from covidlib.engine.learner import fit_fold, resolve_canvas
+    from covidlib.engine.locks import FoldLock
+    from covidlib.engine.runs import RunFolder
 
     say = log or (lambda _: None)
     runtime = runtime or RuntimeSettings()
@@ -536,23 +537,23 @@ def run_cv(
                            config.groups_tag)
     folds = load_or_assign_folds(images, fold_file, config.n_folds, config.seed, config.split)
     available = fold_numbers(folds)
+    run = RunFolder(run_dir)
     if not has_config:
-        atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+        run.write_config(config.to_dict())
     folds_table = pd.DataFrame(
         {"path": images["path"], "label": images["label"], "fold": folds.to_numpy()}
     )
-    atomic_write_text(run_dir / FOLDS_FILE, folds_table.to_csv(index=False))
+    atomic_write_text(run.folds_file, folds_table.to_csv(index=False))
     if len(skipped):
-        atomic_write_text(run_dir / SKIPPED_FILE, skipped.to_csv(index=False))
+        atomic_write_text(run.skipped_file, skipped.to_csv(index=False))
         shown = ", ".join(str(p) for p in skipped["path"].head(SKIPPED_SHOWN))
         more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
         say(f"skipped {len(skipped)} unreadable file(s) ({shown}{more}); listed in "
-            f"{run_dir / SKIPPED_FILE}")
+            f"{run.skipped_file}")
     canvas = config.canvas or (0, 0)
     say(f"{config.model} on {config.dataset} ({len(images)} images, {config.split} folds, "
         f"canvas {canvas[0]}x{canvas[1]}, {config.train.epochs} epochs, {device.type}) "
         f"-> {run_dir}")
-    run = RunFolder(run_dir)
     for fold in [only_fold] if only_fold is not None else available:
         files = run.fold(fold)
         if files.is_finished():  # read now: other machines may share the folder
@@ -598,8 +599,8 @@ def run_cv(
             "complete": sorted(per_fold) == available,
             **summarize_folds(per_fold),
         }
-        atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-        atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+        run.write_json(run.summary_file, summary)
+        atomic_write_text(run.predictions_file, predictions.to_csv(index=False))
     if log is not None:
         say(format_summary(summary))
     return CVResult(run_dir, summary, predictions, history, folds, config)
@@ -617,15 +618,17 @@ def load_finished_run(run_dir: str | Path, config: ExperimentConfig) -> CVResult
         >>> import tempfile
         >>> load_finished_run(tempfile.mkdtemp(), ExperimentConfig("phantom", "squeezenet"))
     """
+    from covidlib.engine.runs import RunFolder
+
     run_dir = Path(run_dir)
-    summary_file = run_dir / SUMMARY_FILE
-    if not check_run_config(run_dir, config) or not summary_file.is_file():
+    run = RunFolder(run_dir)
+    if not check_run_config(run_dir, config) or not run.summary_file.is_file():
         return None
-    summary = json.loads(summary_file.read_text())
+    summary = run.read_summary()
     if not summary.get("complete"):
         return None
     _, predictions, history = collect_run(run_dir)
-    folds = pd.read_csv(run_dir / FOLDS_FILE)["fold"].rename("fold")
+    folds = run.read_folds()["fold"].rename("fold")
     return CVResult(run_dir, summary, predictions, history, folds, config)
 
 

@@ -52,13 +52,8 @@ from torch.nn import functional as F
 from covidlib.config import ExperimentConfig, Profile, data_dir, get_profile, progress_enabled
 from covidlib.data.loaders import fold_dataloaders
 from covidlib.data.phantom import LABELS_NAME, NON_COVID_FINDINGS, generate_phantom
-from covidlib.engine.learner import (
-    EpochSeeding,
-    SkipValidation,
-    StepSchedule,
-    make_learner,
-    resolve_canvas,
-)
+from covidlib.engine.callbacks import EpochSeeding, SkipValidation, StepSchedule
+from covidlib.engine.learner import make_learner, resolve_canvas
 from covidlib.engine.transfer import backbone_state, replace_head
 from covidlib.models.factory import create_model
 from covidlib.models.registry import get_spec

@@ -22,7 +22,6 @@ from covidlib.config import (
     get_profile,
 )
 from covidlib.engine.cv import (
-    SKIPPED_FILE,
     CVResult,
     RunConfigError,
     assign_folds,
@@ -34,7 +33,8 @@ from covidlib.engine.cv import (
     read_experiment,
     run_cv,
 )
-from covidlib.engine.learner import CHECKPOINT_FILE, METRICS_FILE, resolve_canvas
+from covidlib.engine.learner import resolve_canvas
+from covidlib.engine.runs import RunFolder
 
 CPU = RuntimeSettings(device="cpu")
 
@@ -132,7 +132,7 @@ def test_run_cv_writes_a_complete_run_folder(
     assert result.run_dir == run_dir
     for name in ("config.json", "folds.csv", "summary.json", "predictions.csv"):
         assert (run_dir / name).is_file()
-    assert not (run_dir / SKIPPED_FILE).exists()
+    assert not RunFolder(run_dir).skipped_file.exists()
     saved = read_experiment(run_dir)  # the whole experiment, canvas filled in
     assert saved == resolve_canvas(config) == result.config and saved.canvas is not None
     assert saved.augment == config.augment and saved.train == config.train
@@ -194,8 +194,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     with pytest.raises(KeyboardInterrupt):
         cv(tmp_path / "b", config=config, callbacks=[interrupt(after=0)])
     run_dir = tmp_path / "b" / "phantom" / "squeezenet" / "quick"
-    assert (run_dir / "fold-0" / CHECKPOINT_FILE).is_file()
-    assert not (run_dir / "fold-0" / METRICS_FILE).exists()
+    assert RunFolder(run_dir).fold(0).checkpoint.is_file()
+    assert not RunFolder(run_dir).fold(0).metrics.exists()
     messages: list[str] = []
     resumed = cv(tmp_path / "b", config=config, log=messages.append)
     assert any("fold 0:" in m and "resumed after epoch 1" in m for m in messages)
@@ -255,7 +255,7 @@ def test_skipped_files_are_reported_and_recorded(
                     log=messages.append)
     assert any(m.startswith("skipped 1 unreadable file(s)") and "broken.png" in m
                for m in messages)
-    skipped = pd.read_csv(result.run_dir / SKIPPED_FILE)
+    skipped = pd.read_csv(RunFolder(result.run_dir).skipped_file)
     assert skipped["path"].str.endswith("broken.png").tolist() == [True]
     assert read_experiment(result.run_dir).skip_problems
 
