@@ -32,7 +32,7 @@ def inner_split(dataset: str, root: Path | None, seed: int = 0):  # noqa: ANN201
     """Return (images, inner-train rows, inner-validation rows, dataset name)."""
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
-    from covidlib.engine.cv import assign_folds, fold_rows
+    from covidlib.engine.folds import assign_folds, fold_rows
 
     index = index_dataset(dataset, ensure_dataset(dataset, root, None))
     images = index.require_clean(False).reset_index(drop=True)

@@ -165,7 +165,7 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a non-empty name, got {value!r}.")
         _check_transfer(self)
         if self.split not in SPLIT_STRATEGIES:
-            raise ValueError(f"Unknown split {self.split!r}; choose one of {SPLIT_STRATEGIES}.")
+            raise UnknownNameError("split", self.split, SPLIT_STRATEGIES)
         self._check_groups()
         _set(self, "n_folds", _number(self.n_folds, "n_folds", int))
         _set(self, "seed", _number(self.seed, "seed", int))

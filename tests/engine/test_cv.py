@@ -21,17 +21,13 @@ from covidlib.config import (
     RuntimeSettings,
     get_profile,
 )
-from covidlib.engine.cv import (
-    CVResult,
-    RunConfigError,
+from covidlib.engine.cv import CVResult, RunConfigError, cached_run, read_experiment, run_cv
+from covidlib.engine.folds import (
     assign_folds,
-    cached_run,
     fold_numbers,
     fold_rows,
     folds_file,
     load_or_assign_folds,
-    read_experiment,
-    run_cv,
 )
 from covidlib.engine.learner import resolve_canvas
 from covidlib.engine.runs import RunFolder
@@ -99,7 +95,8 @@ def test_official_split() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"strategy": "random"}, "Unknown split"), ({"n_folds": 1}, "at least 2"),
+    [({"strategy": "random"}, "unknown split strategy .random.; choose one of stratified"),
+     ({"n_folds": 1}, "at least 2"),
      ({"n_folds": 40}, "smaller class")],
 )
 def test_bad_fold_requests(kwargs: dict[str, object], message: str) -> None:
