@@ -19,13 +19,13 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from covidlib.config import ExperimentConfig, RuntimeSettings
+from covidlib.config import AugmentConfig, ExperimentConfig, RuntimeSettings
 from covidlib.data.index import index_dataset
 from covidlib.data.loaders import fold_dataloaders
 from covidlib.engine.checkpoint import load_checkpoint
 from covidlib.engine.cv import CVResult
 from covidlib.engine.runs import RunFolder
-from covidlib.transforms import AugmentConfig, augment_batch
+from covidlib.transforms import augment_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 GPU = RuntimeSettings(device="cuda")
