@@ -64,7 +64,8 @@ from covidlib.book.results import (
     results_dir,
     stored_results,
 )
-from covidlib.book.transfer import (
+from covidlib.book.transfer import plot_learning_curve, plot_transfer_histories
+from covidlib.engine.transfer_study import (
     TRANSFER_BUDGETS,
     TRANSFER_EPOCHS,
     TRANSFER_MODEL,
@@ -72,8 +73,6 @@ from covidlib.book.transfer import (
     TRANSFER_TEST_PER_CLASS,
     TransferStudy,
     linear_probe,
-    plot_learning_curve,
-    plot_transfer_histories,
     transfer_split,
     transfer_study,
 )

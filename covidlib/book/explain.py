@@ -51,25 +51,20 @@ def real_lesion_experiment() -> Any:
 def real_lesion_scores(
     shared: str | Path, *, log: Any = None, method: str = "gradcam"
 ) -> tuple[Any, Path, Any]:
-    """Train (once, cached under ``data/runs``) :func:`real_lesion_experiment` on
+    """Train (once, :func:`covidlib.engine.cv.cached_run`) :func:`real_lesion_experiment` on
     ``shared/covid19-ct`` and score its maps on ``shared/ct-lesion-masks``.
 
     Returns:
         (:class:`covidlib.explain.localization.LocalizationResult`, run folder, config).
     """
-    from covidlib.config import RuntimeSettings, data_dir
-    from covidlib.engine.cv import load_finished_run, run_cv
-    from covidlib.engine.learner import resolve_canvas
+    from covidlib.config import RuntimeSettings
+    from covidlib.engine.cv import cached_run
     from covidlib.explain.localization import localize_folder
 
-    config = resolve_canvas(real_lesion_experiment())
-    run_dir = data_dir() / "runs" / config.digest()[:16]
-    if load_finished_run(run_dir, config) is None:
-        run_cv(config, RuntimeSettings(device="cpu", progress=False),
-               root=Path(shared) / "covid19-ct", out=data_dir() / "runs", run_dir=run_dir,
-               log=log)
-    result = localize_folder(run_dir, Path(shared) / "ct-lesion-masks", method=method)
-    return result, run_dir, config
+    run = cached_run(real_lesion_experiment(), RuntimeSettings(device="cpu", progress=False),
+                     log=log, data_root=Path(shared) / "covid19-ct")
+    result = localize_folder(run.run_dir, Path(shared) / "ct-lesion-masks", method=method)
+    return result, run.run_dir, run.config
 
 
 def stored_lesion_scores(folder: str | Path | None = None) -> dict[str, Any] | None:

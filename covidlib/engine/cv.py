@@ -419,6 +419,7 @@ def cached_run(
     *,
     root: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    data_root: str | Path | None = None,
 ) -> CVResult:
     """Train ``config`` once into ``<root>/<digest[:16]>/`` and reuse it on later calls.
 
@@ -431,6 +432,8 @@ def cached_run(
         runtime: device, workers and progress bars (not part of the cache key).
         root: runs root (default ``data_dir()/"runs"``).
         log: where progress lines go (default: silent).
+        data_root: the dataset's folder (default: the registry's, see
+            :func:`covidlib.data.sources.ensure_dataset`).
 
     Example:
         >>> import os, tempfile
@@ -458,4 +461,4 @@ def cached_run(
     finished = load_finished_run(run_dir, config)
     if finished is not None:
         return finished
-    return run_cv(config, runtime, out=runs_root, run_dir=run_dir, log=log)
+    return run_cv(config, runtime, root=data_root, out=runs_root, run_dir=run_dir, log=log)
