@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -380,7 +381,7 @@ def run_cv(
             "complete": sorted(per_fold) == available,
             **summarize_folds(per_fold),
         }
-        run.write_json(run.summary_file, summary)
+        atomic_write_text(run.summary_file, json.dumps(summary, indent=2) + "\n")
         atomic_write_text(run.predictions_file, predictions.to_csv(index=False))
     if log is not None:
         say(format_summary(summary))
