@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,10 @@ def _bits_of(image: Image.Image, methods: Sequence[str], hash_size: int) -> np.n
 
     parts = []
     for method in methods:
-        hasher = {"average": imagehash.average_hash, "phash": imagehash.phash,
-                  "dhash": imagehash.dhash}[method]
+        hashers: dict[str, Callable[..., Any]] = {
+            "average": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash,
+        }
+        hasher = hashers[method]
         parts.append(np.asarray(hasher(image, hash_size=hash_size).hash).ravel())
     return np.concatenate(parts).astype(bool)
 
