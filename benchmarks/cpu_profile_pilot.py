@@ -47,6 +47,7 @@ def inner_split(dataset: str, root: Path | None, seed: int = 0):  # noqa: ANN201
 def main() -> None:
     import torch
 
+    from covidlib.engine.callbacks import EpochLog
     from covidlib.engine.learner import fit_fold
 
     parser = argparse.ArgumentParser()
@@ -68,7 +69,8 @@ def main() -> None:
             config = profile.experiment(args.dataset, model, **overrides)
             started = time.perf_counter()
             fit = fit_fold(config, images, inner_train, inner_valid, dataset=name,
-                           device=device, show_progress=False)
+                           device=device, show_progress=False,
+                           callbacks=[EpochLog(print, 0, config.train.epochs)])
             seconds = time.perf_counter() - started
             row = {
                 "dataset": args.dataset, "model": model, "canvas_scale": config.canvas_scale,

@@ -50,3 +50,39 @@ def _isolated_data_dir(
     # keep glibc's default malloc in the test process (test_allocator checks the tuning
     # in subprocesses)
     monkeypatch.setenv("COVIDLIB_KEEP_FREED_MEMORY", "0")
+
+
+def write_synthetic_result(folder: Path, n_folds: int = 3, per_fold: int = 80, seed: int = 0,
+                           dataset: str = "covid19-ct", logit: bool = True) -> Path:
+    """Write a stored result of an overconfident model under ``folder/<dataset>/resnet18/``:
+    labels alternate, scores ~ N(+-1.2, 1), logits 6x the score (2.5x the true log-odds)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    target = folder / dataset / "resnet18" / f"synthetic-{seed}"
+    provenance = {"dataset": dataset, "model": "resnet18", "profile": "synthetic",
+                  "n_folds": n_folds, "weights": "random", "data": "synthetic",
+                  "hardware": "none", "date": "2026-12-07", "commit": "none"}
+    target.mkdir(parents=True)
+    (target / "provenance.json").write_text(json.dumps(provenance))
+    for fold in range(n_folds):
+        label = np.arange(per_fold) % 2
+        score = rng.normal(1.2 * (2 * label - 1), 1.0)
+        names = [f"f{fold}-{i}.png" for i in range(per_fold)]
+        rows = pd.DataFrame({"path": names, "relpath": names, "label": label,
+                             "probability": expit(6 * score), "fold": fold})
+        if logit:
+            rows["logit"] = 6 * score
+        (target / f"fold-{fold}").mkdir()
+        rows.to_csv(target / f"fold-{fold}" / "predictions.csv", index=False)
+    return target
+
+
+@pytest.fixture
+def synthetic_result() -> object:
+    """:func:`write_synthetic_result`, for tests of calibration, triage and model cards."""
+    return write_synthetic_result

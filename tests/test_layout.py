@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "explain": 7,
     "audit": 7,
     "grid": 8,
+    "trust": 8,
     "book": 9,
     "cli": 10,
     "__main__": 10,

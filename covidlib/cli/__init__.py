@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "covidlib.cli.localize",
     "covidlib.cli.audit",
     "covidlib.cli.evaluate",
+    "covidlib.cli.trust",
 )
 
 

@@ -48,13 +48,14 @@ def add_experiment_options(
                        help="run profile (default: COVIDLIB_PROFILE, else quick)")
     if several:
         group.add_argument("--dataset", "--datasets", dest="dataset", nargs="+",
-                           help="dataset names (default: the profile's)")
+                           help="dataset names (default: the profile's study)")
     else:
         group.add_argument("--dataset", help="dataset name (covidlib datasets list)")
     group.add_argument("--root", type=Path, help="dataset folder (default: the registry's)")
     if several:
         group.add_argument("--model", "--models", dest="model", nargs="+",
-                           help="model names (default: all 12 of the paper)")
+                           help="model names (default: the profile's study; quick and full: "
+                           "all 12 of the paper)")
     else:
         group.add_argument("--model", required=True, help="model name (covidlib models list)")
     group.add_argument("--split", choices=SPLIT_STRATEGIES, default="stratified",
@@ -143,7 +144,8 @@ def experiments_from_args(
 
     profile = get_profile(args.profile)
     overrides = {**_overrides(args), **extra}
-    datasets = args.dataset or [profile.dataset]
-    models = args.model or list(list_models())
+    datasets = args.dataset or list(profile.study_datasets or [profile.dataset])
+    models = args.model or list(profile.study_models or list_models())
+    # model by model, each on every dataset: a long study has whole models early
     return [profile.experiment(dataset, model, seed=seed, **overrides)
-            for dataset in datasets for model in models for seed in args.seed]
+            for model in models for dataset in datasets for seed in args.seed]

@@ -10,6 +10,7 @@ Example:
     ('smoke', 'local')
 
     $ covidlib reproduce --out study --subset smoke
+    $ covidlib reproduce --out study --profile cpu --store results
     $ covidlib reproduce --out study --profile full --gpus 0,1,2,3
 """
 
@@ -43,6 +44,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the study folder")
     parser.add_argument("--subset", choices=SUBSETS, default="all",
                         help="smoke: 2 models, 2 folds, 1 epoch, small (default: all)")
+    parser.add_argument("--data-root", action="append", default=[], metavar="NAME=DIR",
+                        help="the folder of one dataset, e.g. sars-cov-2-ct=~/data/sars "
+                        "(repeat per dataset; default: the registry's, under the data folder)")
+    parser.add_argument("--store", type=Path, metavar="RESULTS",
+                        help="store every finished run as a result under RESULTS/<dataset>/"
+                        "<model>/<profile>-<split>-seed<seed>/ (predictions and provenance, "
+                        "no weights); runs stored earlier are kept")
     add_run_options(parser)
     parser.set_defaults(func=reproduce_command)
 
@@ -95,6 +103,47 @@ def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
     return lines
 
 
+def _dataset_roots(args: argparse.Namespace, datasets: set[str]) -> dict[str, Path]:
+    """``--root`` (one dataset) and ``--data-root NAME=DIR`` as ``{dataset: folder}``."""
+    roots: dict[str, Path] = {}
+    if args.root is not None:
+        if len(datasets) != 1:
+            raise CommandError(f"--root {args.root} names one folder for {len(datasets)} "
+                               "datasets; give each with --data-root NAME=DIR")
+        roots[next(iter(datasets))] = args.root
+    for item in args.data_root:
+        name, sep, folder = item.partition("=")
+        if not sep or not folder or name not in datasets:
+            raise CommandError(f"--data-root {item!r}: use NAME=DIR with NAME one of "
+                               f"{sorted(datasets)}")
+        roots[name] = Path(folder).expanduser()
+    return roots
+
+
+def _store(plan: Any, results: Path, roots: dict[str, Path]) -> list[str]:
+    """Store each complete run of ``plan`` under ``results`` (once); say what was stored."""
+    from covidlib.data.registry import default_root
+    from covidlib.engine.runs import RunFolder
+    from covidlib.evaluate.provenance import store_run
+    from covidlib.evaluate.report import profile_of
+
+    lines = []
+    for run_dir in plan.run_dirs():
+        run = RunFolder(run_dir)
+        config = run.read_config()
+        expected = 1 if config["split"] == "official" else int(config["n_folds"])
+        if len(run.finished_folds()) < expected:
+            continue
+        result_id = f"{profile_of(config)}-{config['split']}-seed{config['seed']}"
+        target = results / config["dataset"] / config["model"] / result_id
+        if target.exists():
+            continue
+        root = roots.get(config["dataset"]) or default_root(config["dataset"])
+        store_run(run_dir, results, result_id, root)
+        lines.append(f"stored {config['model']} on {config['dataset']}: {target}")
+    return lines
+
+
 def reproduce_command(args: argparse.Namespace) -> int:
     """Run ``covidlib reproduce``."""
     from covidlib.engine.runs import RunFolder
@@ -106,7 +155,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--workers {args.workers}: use 1 or more")
     args.workers = args.workers or (len(args.gpus) if args.gpus else 1)
     configs = _experiments(args)
-    roots = {config.dataset: args.root for config in configs} if args.root else None
+    roots = _dataset_roots(args, {config.dataset for config in configs})
     plan = plan_grid(configs, args.out, roots=roots)
     print(f"planned {len(plan.tasks)} fold tasks in {args.out}")
     code = run_grid(args)
@@ -126,6 +175,8 @@ def reproduce_command(args: argparse.Namespace) -> int:
         for run_dir in plan.run_dirs():
             if RunFolder(run_dir).finished_folds():
                 lines += _explain(run_dir, report, commands)
+    if args.store is not None:
+        lines += _store(plan, args.store, roots)
     atomic_write_text(report / "README.md", "# Report\n\n" + "".join(
         f"- {line}\n" for line in lines))
     print("\n".join(lines))

@@ -37,6 +37,9 @@ class Profile:
         per_model: settings that differ by model (``canvas_scale``, ``epochs``, ``lr``,
             ``batch_size``...), e.g. the ``cpu`` profile's table
             ``covidlib/tables/cpu_profile.csv``; explicit overrides still win.
+        study_models: the models of the profile's study (``covidlib reproduce``); ``None``
+            is all 12 of the paper.
+        study_datasets: the datasets of the profile's study; ``None`` is :attr:`dataset`.
 
     ``epochs``, ``lr``, ``batch_size``, ``pretrained``, ``phantom_size`` and
     ``phantom_difficulty`` read the fields above.
@@ -57,6 +60,8 @@ class Profile:
     folds: int = 5
     augment: AugmentConfig | None = DEFAULT_AUGMENT
     per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    study_models: tuple[str, ...] | None = None
+    study_datasets: tuple[str, ...] | None = None
 
     @property
     def epochs(self) -> int:
@@ -196,6 +201,8 @@ PROFILES: dict[str, Profile] = {
         canvas_scale=0.25,
         train=TrainConfig(epochs=30, lr=1e-2, batch_size=32),
         per_model=_per_model_table("cpu_profile.csv"),
+        study_models=tuple(_per_model_table("cpu_profile.csv")),
+        study_datasets=("sars-cov-2-ct", "covid19-ct"),
     ),
     "full": Profile(
         name="full",

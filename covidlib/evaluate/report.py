@@ -89,6 +89,8 @@ def _read_predictions(path: Path, fold: int) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ReportError(f"{path} is not a predictions table ({error}); delete fold {fold} "
                           "to retrain it.") from None
+    if "path" not in table.columns and "relpath" in table.columns:  # stored: relpath only
+        table.insert(0, "path", table["relpath"])
     missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
     if missing or table.empty:
         raise ReportError(f"{path} {'lacks the columns ' + str(missing) if missing else 'is empty'}"
@@ -415,19 +417,23 @@ def store_result(
 
     Writes the provenance (what ``provenance`` says, plus dataset, model, profile and folds),
     the report (:func:`summarize_scored`) and each fold's predictions
-    (:class:`~covidlib.engine.runs.RunFolder` names the files): no weights. Refuses to
-    overwrite an existing result.
+    (:class:`~covidlib.engine.runs.RunFolder` names the files): no weights, and images named
+    only by ``relpath`` (relative to the dataset root), never by a path of this machine.
+    Refuses to overwrite an existing result.
     """
     target = Path(results_root) / run.dataset / run.model / result_id
     if target.exists():
         raise ReportError(f"{target} exists already; choose another id or delete it.")
+    if "relpath" not in run.predictions.columns:
+        raise ReportError(f"{run.path} names its images by absolute path only; a stored result "
+                          "needs each image's relpath (train it again with this covidlib).")
     missing = [k for k in ("weights", "data", "hardware", "date", "commit") if k not in provenance]
     if missing:
         raise ReportError(f"the provenance of a stored result needs {missing}.")
     record = {"dataset": run.dataset, "model": run.model, "profile": run.profile,
               "n_folds": run.n_folds, "folds": run.folds, **dict(provenance)}
     stored = RunFolder(target)
-    for fold, rows in run.predictions.groupby("fold"):
+    for fold, rows in run.predictions.drop(columns="path").groupby("fold"):
         atomic_write_text(stored.fold(int(fold)).predictions, rows.to_csv(index=False))
     stored.write_json(stored.report_file, summarize_scored(run))
     stored.write_json(stored.provenance_file, record)

@@ -22,7 +22,8 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "usage: covidlib" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["datasets", "phantom", "letterbox", "models", "cv", "predict"])
+@pytest.mark.parametrize("command", ["datasets", "phantom", "letterbox", "models", "cv", "predict",
+                                     "calibrate", "card"])
 def test_every_command_is_registered(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args([command, "--help"])
