@@ -5,7 +5,7 @@ example trained on COVID19-CT, tested on SARS-CoV-2 CT): a model that learned CO
 its accuracy, one that learned its training data's sources does not. The result gets the
 report's metrics and intervals (:func:`covidlib.evaluate.report.summarize_scored`) and is
 stored like any result (:func:`covidlib.evaluate.report.store_result`):
-``<out>/<dataset>/<model>/<id>/{provenance.json, summary.json, fold-<k>/predictions.csv}``.
+``<out>/<dataset>/<model>/<id>/{provenance.json, report.json, fold-<k>/predictions.csv}``.
 
 Example:
     >>> from covidlib.cli import build_parser
