@@ -65,7 +65,7 @@ from covidlib.book.results import (
     stored_results,
 )
 from covidlib.book.transfer import plot_learning_curve, plot_transfer_histories
-from covidlib.engine.transfer_study import (
+from covidlib.engine.budget_study import (
     TRANSFER_BUDGETS,
     TRANSFER_EPOCHS,
     TRANSFER_MODEL,

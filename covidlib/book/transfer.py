@@ -1,5 +1,5 @@
 """The transfer chapter (``chapters/transfer.ipynb``): its figures; the study itself is
-:mod:`covidlib.engine.transfer_study`."""
+:mod:`covidlib.engine.budget_study`."""
 
 from __future__ import annotations
 
