@@ -55,7 +55,7 @@ def data_copy_digest(root: str | Path, relpaths: Iterable[str]) -> dict[str, Any
 
 
 def hardware_description() -> str:
-    """Return the CPU (and GPU, when torch sees one), cores and torch version, in one line.
+    """Return the CPU (and GPU, when torch sees one), its cores and the torch version.
 
     Example:
         >>> "cores" in hardware_description()
@@ -63,7 +63,7 @@ def hardware_description() -> str:
     """
     import torch
 
-    parts = [f"{_cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"]
+    parts = [f"{_cpu_model()}, {os.cpu_count()} cores"]
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name(0))
     parts.append(f"torch {torch.__version__}, {platform.system()}")

@@ -435,7 +435,8 @@ def store_result(
     stored = RunFolder(target)
     for fold, rows in run.predictions.drop(columns="path").groupby("fold"):
         atomic_write_text(stored.fold(int(fold)).predictions, rows.to_csv(index=False))
-    stored.write_json(stored.report_file, summarize_scored(run))
+    report = {**summarize_scored(run), "path": f"{run.dataset}/{run.model}/{result_id}"}
+    stored.write_json(stored.report_file, report)
     stored.write_json(stored.provenance_file, record)
     return target
 
