@@ -61,7 +61,7 @@ def dataset_and_root() -> tuple[str, Path | None]:
 def main() -> None:
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
-    from covidlib.engine.cv import assign_folds, fold_rows
+    from covidlib.engine.folds import assign_folds, fold_rows
     from covidlib.engine.learner import fit_fold, resolve_canvas
 
     dataset, root = dataset_and_root()

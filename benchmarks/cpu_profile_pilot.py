@@ -32,7 +32,7 @@ def inner_split(dataset: str, root: Path | None, seed: int = 0):  # noqa: ANN201
     """Return (images, inner-train rows, inner-validation rows, dataset name)."""
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
-    from covidlib.engine.cv import assign_folds, fold_rows
+    from covidlib.engine.folds import assign_folds, fold_rows
 
     index = index_dataset(dataset, ensure_dataset(dataset, root, None))
     images = index.require_clean(False).reset_index(drop=True)
@@ -47,7 +47,8 @@ def inner_split(dataset: str, root: Path | None, seed: int = 0):  # noqa: ANN201
 def main() -> None:
     import torch
 
-    from covidlib.engine.learner import EpochLog, fit_fold
+    from covidlib.engine.callbacks import EpochLog
+    from covidlib.engine.learner import fit_fold
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="sars-cov-2-ct")

@@ -76,8 +76,9 @@ class NaiveDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from covidlib.config import AugmentConfig
         from covidlib.data.images import load_grayscale
-        from covidlib.transforms.augment import AugmentConfig, augment_batch, normalize_batch
+        from covidlib.transforms import augment_batch, normalize_batch
         from covidlib.transforms.geometry import letterbox
 
         canvas, _ = letterbox(load_grayscale(self.paths[item]), CANVAS)

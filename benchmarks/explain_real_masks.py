@@ -22,6 +22,7 @@ OUT = REPO / "results" / "explain" / "real-lesion-masks.json"
 
 def main() -> int:
     from covidlib.book import real_lesion_scores, shared_datasets_dir
+    from covidlib.engine.runs import RunFolder
 
     shared = shared_datasets_dir()
     if shared is None:
@@ -32,7 +33,7 @@ def main() -> int:
     seconds = time.perf_counter() - started
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
-    summary = run_dir / "summary.json"
+    summary = RunFolder(run_dir).summary_file
     record = {
         "what": "Grad-CAM of a COVID19-CT-trained model on the 50 ct-lesion-masks slices",
         "profile": "quick",

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from covidlib.config import RuntimeSettings, get_profile
+from covidlib.engine.runs import RunFolder
 
 MODEL = "shufflenet"
 SPLITS = ("stratified", "grouped", "official")
@@ -70,7 +71,7 @@ def store(out: Path, results: Path) -> None:
     started = Path(out).parent / "started.txt"
     for split, seed in jobs():
         run_dir = out / "covid19-ct" / MODEL / f"{split}-seed{seed}"
-        if not (run_dir / "summary.json").is_file():
+        if not RunFolder(run_dir).summary_file.is_file():
             print(f"{run_dir}: not finished, not stored")
             continue
         config = experiment(split, seed)

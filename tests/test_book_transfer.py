@@ -29,6 +29,7 @@ def test_transfer_study_and_probe_on_a_tiny_phantom() -> None:
     assert list(results["strategy"]) == ["scratch"] * 2 + ["features"] * 2 + ["finetune"] * 2
     inside = (results["low"] <= results["accuracy"]) & (results["accuracy"] <= results["high"])
     assert inside.all()
+    assert results["auc"].between(0, 1).all(), "every fit's test-set ROC AUC is a number"
     assert study.source is not None and study.weights.endswith(".pt")
     probe = book.linear_probe(study, per_class=3)
     assert list(probe["features"]) == ["source task", "random"]

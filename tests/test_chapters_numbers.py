@@ -131,7 +131,7 @@ def _default(function: str, parameter: str) -> object:
 
 
 def _augment_default(field: str) -> object:
-    from covidlib.transforms import AugmentConfig
+    from covidlib.config import AugmentConfig
 
     return getattr(AugmentConfig(), field)
 

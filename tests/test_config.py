@@ -60,7 +60,7 @@ def test_quick_profile_keeps_its_numbers() -> None:
 
 
 def test_unknown_profile_names_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"'fast'.*\['cpu', 'full', 'quick'\]"):
+    with pytest.raises(ValueError, match="unknown profile 'fast'; choose one of quick, cpu, full"):
         get_profile("fast")
 
 
@@ -222,8 +222,8 @@ def test_import_covidlib_imports_no_torch() -> None:
     code = (
         "import sys, covidlib, covidlib.config; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'fastai', "
-        "'numpy', 'pandas'} or (m.startswith('covidlib.') and m not in "
-        "{'covidlib.config', 'covidlib.utils', 'covidlib.utils.env'})))"
+        "'numpy', 'pandas'} or (m.startswith('covidlib.') and not m.startswith('covidlib.config')"
+        " and m not in {'covidlib.utils', 'covidlib.utils.env', 'covidlib.utils.names'})))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO_ROOT, check=True)

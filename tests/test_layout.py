@@ -164,3 +164,9 @@ def test_library_code_imports_exact_submodules() -> None:
                 if not submodules <= set(found):
                     offenders.append(f"{name}: from {node.module} import ...")
     assert not offenders, "\n".join(offenders)
+
+
+def test_no_module_is_over_600_lines() -> None:
+    long = {name: n for name, path in modules().items()
+            if (n := len(path.read_text().splitlines())) > 600}
+    assert not long, f"split these by concern: {long}"

@@ -11,21 +11,11 @@ Public names are importable from the package and loaded on first use
 from covidlib.utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "DEFAULT_THRESHOLD": "covidlib.audit.leaks",
-    "FEATURE_THRESHOLD": "covidlib.audit.leaks",
-    "HASH_METHODS": "covidlib.audit.duplicates",
-    "MIN_PAIRS": "covidlib.audit.leaks",
-    "AuditResult": "covidlib.audit.leaks",
-    "audit_images": "covidlib.audit.leaks",
-    "average_hash": "covidlib.audit.duplicates",
-    "feature_distances": "covidlib.audit.leaks",
-    "file_digests": "covidlib.audit.duplicates",
     "find_duplicates": "covidlib.audit.duplicates",
-    "fold_leaks": "covidlib.audit.leaks",
-    "identical_sets": "covidlib.audit.duplicates",
     "image_hashes": "covidlib.audit.duplicates",
-    "near_matrix": "covidlib.audit.leaks",
-    "pair_distances": "covidlib.audit.duplicates",
+    "DEFAULT_THRESHOLD": "covidlib.audit.leaks",
+    "audit_images": "covidlib.audit.leaks",
+    "fold_leaks": "covidlib.audit.leaks",
     "pseudo_patients": "covidlib.audit.leaks",
 }
 

@@ -2,9 +2,9 @@
 
 One implementation serves the datasets chapter (:func:`find_duplicates`, a table of pairs)
 and the leakage audit (:mod:`covidlib.audit.leaks`): images are hashed in batches
-(:func:`image_hashes`: pHash and dHash from the ``imagehash`` package, or the 16x16 average
-hash), and every pair of images gets a distance on one scale, the fraction of hash bits that
-differ (0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
+(:func:`image_hashes`: pHash, dHash or the 16x16 average hash, all from ``imagehash``),
+and every pair of images gets a distance on one scale, the fraction of hash bits that differ
+(0 = same hash, about 0.5 = unrelated) (:func:`pair_distances`).
 
 Example:
     >>> import tempfile, pathlib
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from PIL import Image
 from covidlib.config import progress_enabled
 from covidlib.data.images import load_grayscale
 from covidlib.utils.fileio import sha256_file
+from covidlib.utils.names import check_name
 
 __all__ = [
     "HASH_METHODS",
@@ -62,11 +63,11 @@ CROP_BOXES: tuple[tuple[float, float, float, float], ...] = (
 
 
 def average_hash(path: str | Path, hash_size: int = 8) -> int:
-    """Return a perceptual average hash of an image (``hash_size**2`` bits).
+    """Return the perceptual average hash of an image (``hash_size**2`` bits) as an integer.
 
-    The grayscale image is shrunk to ``hash_size x hash_size``; each bit says whether a
-    pixel is brighter than the mean. Resized, recompressed or slightly changed copies get
-    hashes a few bits apart.
+    ``imagehash.average_hash`` of the grayscale image: shrunk to ``hash_size x hash_size``,
+    each bit says whether a pixel is brighter than the mean. Resized, recompressed or
+    slightly changed copies get hashes a few bits apart.
 
     Example:
         >>> import tempfile, pathlib
@@ -76,14 +77,8 @@ def average_hash(path: str | Path, hash_size: int = 8) -> int:
         >>> f"{average_hash(path):016x}"
         '00000000ffffffff'
     """
-    return int("".join("1" if bit else "0" for bit in _average_hash_bits(path, hash_size)), 2)
-
-
-def _average_hash_bits(path: str | Path, hash_size: int) -> np.ndarray:
-    """The bits of :func:`average_hash`, first bit first, as a boolean array."""
-    image = load_grayscale(path).resize((hash_size, hash_size), resample=3)
-    pixels = np.asarray(image, dtype=np.float64).ravel()
-    return pixels > pixels.mean()
+    bits = _bits_of(load_grayscale(path), ("average",), hash_size)
+    return int("".join("1" if bit else "0" for bit in bits), 2)
 
 
 def _hash_bits(path: str, methods: Sequence[str], hash_size: int, crops: bool = False
@@ -110,14 +105,11 @@ def _bits_of(image: Image.Image, methods: Sequence[str], hash_size: int) -> np.n
 
     parts = []
     for method in methods:
-        if method == "average":
-            image_small = image.resize((hash_size, hash_size), resample=3)
-            pixels = np.asarray(image_small, dtype=np.float64).ravel()
-            parts.append(pixels > pixels.mean())
-        elif method == "phash":
-            parts.append(np.asarray(imagehash.phash(image, hash_size=hash_size).hash).ravel())
-        else:
-            parts.append(np.asarray(imagehash.dhash(image, hash_size=hash_size).hash).ravel())
+        hashers: dict[str, Callable[..., Any]] = {
+            "average": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash,
+        }
+        hasher = hashers[method]
+        parts.append(np.asarray(hasher(image, hash_size=hash_size).hash).ravel())
     return np.concatenate(parts).astype(bool)
 
 
@@ -237,9 +229,10 @@ def image_hashes(
         >>> image_hashes([path]).shape
         (1, 128)
     """
-    unknown = [m for m in methods if m not in HASH_METHODS]
-    if unknown or not methods:
-        raise ValueError(f"unknown hash method(s) {unknown}; choose from {HASH_METHODS}.")
+    if not methods:
+        raise ValueError(f"no hash method given; choose from {HASH_METHODS}.")
+    for method in methods:
+        check_name("hash method", method, HASH_METHODS)
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2 (got {hash_size}).")
     names = [str(p) for p in paths]

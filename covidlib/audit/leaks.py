@@ -59,13 +59,11 @@ __all__ = [
     "pseudo_patients",
 ]
 
-# pHash+dHash (128 bits) of the content box: on COVID19-CT, resized, re-encoded and
-# intensity-changed copies fall below 0.05, shifted and cropped ones near 0.1-0.2, and only
-# 0.1% of all pairs of real slices below 0.125 (the chapter's histogram).
+# Fractions of the 128 pHash+dHash bits of the content box; the honest-evaluation chapter's
+# histogram shows where copies and real pairs fall (measurements in benchmarks/README.md).
 DEFAULT_THRESHOLD = 0.125
 FEATURE_THRESHOLD = 0.05
-# Pseudo-patients link pairs at 0.8x the threshold, consecutive-numbered files at 1.6x (on
-# COVID19-CT: 583 groups, the largest of 9 images, 92% within one known patient/source).
+# Pseudo-patients link pairs at 0.8x the threshold, consecutive-numbered files at 1.6x.
 GROUP_FACTOR = 0.8
 CONSECUTIVE_FACTOR = 1.6
 MIN_PAIRS = 100

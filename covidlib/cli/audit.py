@@ -4,7 +4,7 @@ Example:
     >>> from covidlib.cli import build_parser
     >>> args = build_parser().parse_args(["audit", "covid19-ct", "--json"])
     >>> args.name, args.json, args.func.__name__
-    ('covid19-ct', True, 'run_audit_command')
+    ('covid19-ct', True, 'audit_command')
 
     $ covidlib audit covid19-ct --root ../shared/datasets/covid19-ct --json
     $ covidlib audit --root my-scans
@@ -51,13 +51,13 @@ def register(subparsers: Any) -> None:
                        help="write the pseudo-patients as a groups file (CSV path,group) for "
                        "covidlib cv --split grouped --groups FILE")
     audit.add_argument("--json", action="store_true", help="print the result as JSON")
-    audit.set_defaults(func=run_audit_command)
+    audit.set_defaults(func=audit_command)
 
 
 def read_fold_file(path: Path, images: pd.DataFrame) -> list[int]:
     """Return the fold of every row of ``images`` from a fold file (matched by relpath or
     path), naming the file when it does not fit the dataset."""
-    from covidlib.engine.runs import read_csv
+    from covidlib.engine.readers import read_csv
 
     table = read_csv(path, ("fold",), dtype={"key": str, "path": str},
                      hint="pass a folds-*.csv of a runs folder or a run folder's folds.csv")
@@ -76,7 +76,7 @@ def read_fold_file(path: Path, images: pd.DataFrame) -> list[int]:
     return folds
 
 
-def run_audit_command(args: argparse.Namespace) -> int:
+def audit_command(args: argparse.Namespace) -> int:
     """Run ``covidlib audit``."""
     from covidlib.audit.leaks import audit_images
     from covidlib.utils.fileio import atomic_write_text

@@ -27,10 +27,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="compare the finished folds of unfinished runs")
     parser.add_argument("--json", action="store_true", help="print only JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=compare_command)
 
 
-def run(args: argparse.Namespace) -> int:
+def compare_command(args: argparse.Namespace) -> int:
     """Run ``covidlib compare``."""
     from covidlib.cli.report import check_threshold
     from covidlib.evaluate.report import compare_scored, load_scored

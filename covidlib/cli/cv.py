@@ -6,7 +6,7 @@ Example:
     >>> from covidlib.cli import build_parser
     >>> args = build_parser().parse_args(["cv", "--model", "squeezenet", "--fold", "7"])
     >>> args.fold, args.func.__name__
-    (7, 'run_cv_command')
+    (7, 'cv_command')
 
     $ covidlib cv --dataset phantom --model squeezenet --epochs 1 --out runs
     $ covidlib cv --root my-scans --model squeezenet   # a folder of your own images
@@ -36,14 +36,15 @@ def register(subparsers: Any) -> None:
     cv.add_argument("--fold", type=int, help="run only this fold (share a grid over machines)")
     cv.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default runs/)")
     cv.add_argument("--run-name", help="run folder name (default: the profile's name)")
-    cv.set_defaults(func=run_cv_command)
+    cv.set_defaults(func=cv_command)
 
 
 
-def run_cv_command(args: argparse.Namespace) -> int:
+def cv_command(args: argparse.Namespace) -> int:
     """Run ``covidlib cv``: validate everything, then train into the run folder."""
     from covidlib.config import get_profile
     from covidlib.engine.cv import RunConfigError, run_cv
+    from covidlib.engine.runs import RunFolder
 
     try:
         config, runtime = experiment_from_args(args)
@@ -52,9 +53,7 @@ def run_cv_command(args: argparse.Namespace) -> int:
             only_fold=args.fold,
             run_name=args.run_name or get_profile(args.profile).name,
         )
-    except (RunConfigError, FileNotFoundError, KeyError) as error:
-        raise CommandError(str(error).strip("'\"")) from error
-    except ValueError as error:
+    except (RunConfigError, FileNotFoundError, ValueError) as error:
         raise CommandError(str(error)) from error
-    print(f"summary: {result.run_dir / 'summary.json'}")
+    print(f"summary: {RunFolder(result.run_dir).summary_file}")
     return 0

@@ -74,16 +74,13 @@ def index_images(args: argparse.Namespace, name: str) -> tuple[str, Path, pd.Dat
     folder (:func:`covidlib.data.folder.folder_dataset_name`).
 
     Raises:
-        CommandError: an unknown dataset name.
+        covidlib.utils.names.UnknownNameError: an unknown dataset name (one line).
     """
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
 
-    try:
-        root = ensure_dataset(name, args.root, None)
-        index = index_dataset(name, root, labels=getattr(args, "labels", None))
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    root = ensure_dataset(name, args.root, None)
+    index = index_dataset(name, root, labels=getattr(args, "labels", None))
     if len(index.problems):
         shown = ", ".join(str(p) for p in index.problems["path"].head(SHOWN_SKIPPED))
         more = len(index.problems) - SHOWN_SKIPPED

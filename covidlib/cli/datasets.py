@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
     listing = commands.add_parser("list", help="print the dataset registry")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    listing.set_defaults(func=_list)
+    listing.set_defaults(func=list_command)
 
     from covidlib.data.registry import LESION_MASK_SETS
 
@@ -40,17 +40,17 @@ def register(subparsers: Any) -> None:
     download.add_argument("name", choices=names + sorted(LESION_MASK_SETS))
     download.add_argument("--root", type=Path, help="target folder (default: data dir/NAME)")
     download.add_argument("--timeout", type=float, default=15.0, help="network timeout (s)")
-    download.set_defaults(func=_download)
+    download.set_defaults(func=download_command)
 
     index = commands.add_parser("index", help="check a dataset folder and summarize it")
     index.add_argument("name", choices=names)
     index.add_argument("--root", type=Path, help="dataset folder (default: data dir/NAME)")
     index.add_argument("--json", action="store_true", help="print one JSON object")
     index.add_argument("--csv", type=Path, help="also write the image table to this CSV file")
-    index.set_defaults(func=_index)
+    index.set_defaults(func=index_command)
 
 
-def _list(args: argparse.Namespace) -> int:
+def list_command(args: argparse.Namespace) -> int:
     from covidlib.data.registry import list_datasets
 
     table = list_datasets()
@@ -62,7 +62,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _download(args: argparse.Namespace) -> int:
+def download_command(args: argparse.Namespace) -> int:
     from covidlib.cli import CommandError
     from covidlib.data.registry import LESION_MASK_SETS
     from covidlib.data.sources import DownloadError, download_dataset, download_lesion_masks
@@ -92,7 +92,7 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index(args: argparse.Namespace) -> int:
+def index_command(args: argparse.Namespace) -> int:
     """Index a dataset folder and print its summary (text or JSON).
 
     Example:
@@ -118,7 +118,7 @@ def _index(args: argparse.Namespace) -> int:
     try:
         index = index_dataset(args.name, args.root)
     except (FileNotFoundError, DatasetLayoutError) as error:
-        raise CommandError(str(error).strip("'\"")) from None
+        raise CommandError(str(error)) from None
     if args.csv:
         with atomic_path(args.csv) as tmp:
             index.images.to_csv(tmp, index=False)

@@ -5,7 +5,7 @@ example trained on COVID19-CT, tested on SARS-CoV-2 CT): a model that learned CO
 its accuracy, one that learned its training data's sources does not. The result gets the
 report's metrics and intervals (:func:`covidlib.evaluate.report.summarize_scored`) and is
 stored like any result (:func:`covidlib.evaluate.report.store_result`):
-``<out>/<dataset>/<model>/<id>/{provenance.json, summary.json, fold-<k>/predictions.csv}``.
+``<out>/<dataset>/<model>/<id>/{provenance.json, report.json, fold-<k>/predictions.csv}``.
 ``--root DIR`` without ``--dataset`` tests on a folder of your own images (class folders
 ``COVID``/``non-COVID``, or ``--labels FILE.csv``), stored under ``<out>/<folder name>/``;
 a folder of one class is scored, with the metrics it cannot give named.
@@ -15,7 +15,7 @@ Example:
     >>> args = build_parser().parse_args(
     ...     ["evaluate", "--run", "runs/x", "--dataset", "sars-cov-2-ct", "--json"])
     >>> args.dataset, args.json, args.func.__name__
-    ('sars-cov-2-ct', True, 'run_evaluate_command')
+    ('sars-cov-2-ct', True, 'evaluate_command')
 
     $ covidlib evaluate --run runs/covid19-ct/resnet18/full --dataset sars-cov-2-ct --json
     $ covidlib evaluate --run runs/covid19-ct/resnet18/full --root my-scans
@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--threshold", type=float, default=0.5, help="COVID at or above it")
     evaluate.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
-    evaluate.set_defaults(func=run_evaluate_command)
+    evaluate.set_defaults(func=evaluate_command)
 
 
 def _commit() -> str:
@@ -108,7 +108,7 @@ def one_class_gaps(labels: pd.Series) -> dict[str, str]:
     return {}
 
 
-def run_evaluate_command(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     """Run ``covidlib evaluate``."""
     from sklearn.exceptions import UndefinedMetricWarning
 
@@ -121,9 +121,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         summarize_scored,
     )
 
-    if not (args.run / "config.json").is_file():
-        raise CommandError(f"{args.run} is not a run folder of `covidlib cv` (no config.json).")
-    config = RunFolder(args.run).read_config()
+    config = RunFolder(args.run).read_config()  # one line naming the folder when it is none
     tested_on, _, images = index_images(args, dataset_name(args))
     run_name = "/".join(args.run.resolve().parts[-3:])  # <dataset>/<model>/<name>: no machine
     predictions = external_predictions(args.run, images, args.threshold)

@@ -54,11 +54,10 @@ def gradcam_command(args: argparse.Namespace) -> int:
     from covidlib.engine.runs import RunFolder
     from covidlib.explain.cam import CAM_METHODS, explain_images, overlay
     from covidlib.utils.fileio import atomic_path
+    from covidlib.utils.names import check_name
 
     method = args.method.strip().lower()
-    if method not in CAM_METHODS:
-        raise CommandError(f"unknown --method {args.method!r}; choose one of: "
-                           f"{', '.join(CAM_METHODS)}")
+    check_name("--method", method, CAM_METHODS)
     missing = [str(path) for path in args.images if not path.is_file()]
     if missing:
         raise CommandError(f"image file(s) not found: {', '.join(missing)}")

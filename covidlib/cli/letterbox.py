@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         help="letterbox (default: fit and pad), stretch (distort) or crop (cover, cut)",
     )
     parser.add_argument("--fill", type=int, default=0, help="padding gray value 0..255")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=letterbox_command)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -59,13 +59,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def model_canvas(name: str) -> tuple[int, int]:
     """Custom input (width, height) of a registry model (``resnet18`` or ``ResNet18``)."""
-    from covidlib.cli import CommandError
     from covidlib.models.registry import get_spec
 
-    try:
-        return get_spec(name).custom_input
-    except KeyError as error:
-        raise CommandError(str(error.args[0])) from error
+    return get_spec(name).custom_input
 
 
 def _resolved(path: Path, role: str) -> Path:
@@ -81,7 +77,7 @@ def _resolved(path: Path, role: str) -> Path:
         ) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def letterbox_command(args: argparse.Namespace) -> int:
     """Letterbox/stretch/crop IN onto the canvas and write OUT atomically.
 
     Example:

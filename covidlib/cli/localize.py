@@ -69,16 +69,13 @@ def localize_command(args: argparse.Namespace) -> int:
     from covidlib.engine.runs import RunFolder
     from covidlib.explain.cam import CAM_METHODS
     from covidlib.explain.localization import localize_folder, localize_run
+    from covidlib.utils.names import check_name
 
     method = args.method.strip().lower()
-    if method not in CAM_METHODS:
-        raise CommandError(f"unknown --method {args.method!r}; choose one of: "
-                           f"{', '.join(CAM_METHODS)}")
+    check_name("--method", method, CAM_METHODS)
     extra = [m.strip().lower() for m in args.also_method]
-    unknown = [m for m in extra if m not in CAM_METHODS]
-    if unknown:
-        raise CommandError(f"unknown --also-method {unknown[0]!r}; choose one of: "
-                           f"{', '.join(CAM_METHODS)}")
+    for name in extra:
+        check_name("--also-method", name, CAM_METHODS)
     if (extra or args.also_predicted) and args.masks is None:
         raise CommandError("--also-method and --also-predicted need --masks DIR")
     if extra or args.also_predicted:

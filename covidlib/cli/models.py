@@ -31,14 +31,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--compare", action="store_true", help="add the paper's Table 1 values next to ours"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=models_command)
 
 
 def _size(value: tuple[int, int]) -> list[int]:
     return [int(value[0]), int(value[1])]
 
 
-def run(args: argparse.Namespace) -> int:
+def models_command(args: argparse.Namespace) -> int:
     """Print the table (text or JSON); unknown names are a user error.
 
     Example:
@@ -55,13 +55,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         0
     """
-    from covidlib.cli import CommandError
     from covidlib.models import registry as models
 
-    try:
-        names = [models.get_spec(n).name for n in args.names] if args.names else None
-    except KeyError as error:
-        raise CommandError(error.args[0]) from error
+    names = [models.get_spec(n).name for n in args.names] if args.names else None
     table = models.compare_with_paper(names) if args.compare else models.model_table(names)
     if args.json:
         records = []

@@ -38,10 +38,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replace a phantom in DIR that was made with other parameters",
     )
-    parser.set_defaults(func=run_phantom)
+    parser.set_defaults(func=phantom_command)
 
 
-def run_phantom(args: argparse.Namespace) -> int:
+def phantom_command(args: argparse.Namespace) -> int:
     """Generate (or reuse) the phantom and print where it is and the class counts.
 
     Example:

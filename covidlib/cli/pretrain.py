@@ -4,7 +4,7 @@ Example:
     >>> from covidlib.cli import build_parser
     >>> args = build_parser().parse_args(["pretrain", "--model", "resnet18", "--out", "r.pt"])
     >>> args.source, args.seed, args.func.__name__
-    ('phantom-findings', 0, 'run_pretrain')
+    ('phantom-findings', 0, 'pretrain_command')
 
     $ covidlib pretrain --source phantom-findings --model resnet18 --out resnet18-source.pt
     $ covidlib pretrain --source sars-cov-2-ct --root data/sars-cov-2-ct --profile cpu \
@@ -55,10 +55,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the source phantom, split and training (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.set_defaults(func=run_pretrain)
+    parser.set_defaults(func=pretrain_command)
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
+def pretrain_command(args: argparse.Namespace) -> int:
     """Run ``covidlib pretrain`` and print where the files are."""
     from covidlib.cli import CommandError
     from covidlib.config import get_profile, resolve_device
@@ -76,32 +76,24 @@ def run_pretrain(args: argparse.Namespace) -> int:
         return _pretrain_dataset(args)
     if args.root is not None:
         raise CommandError("--root is for a dataset --source (e.g. sars-cov-2-ct)")
-    try:
-        pretrain(
-            args.model, args.out, source=args.source, profile=get_profile(args.profile),
-            epochs=args.epochs, seed=args.seed, device=resolve_device(args.device),
-            log=print,
-        )
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    pretrain(
+        args.model, args.out, source=args.source, profile=get_profile(args.profile),
+        epochs=args.epochs, seed=args.seed, device=resolve_device(args.device), log=print,
+    )
     return 0
 
 
 def _pretrain_dataset(args: argparse.Namespace) -> int:
     """``--source DATASET``: :func:`covidlib.engine.pretrain_dataset.pretrain_on_dataset`."""
-    from covidlib.cli import CommandError
     from covidlib.config import get_profile, resolve_device
     from covidlib.engine.pretrain_dataset import pretrain_on_dataset
     from covidlib.evaluate.provenance import current_commit, hardware_description
 
-    try:
-        pretrain_on_dataset(
-            args.model, args.out, source=args.source, root=args.root,
-            profile=get_profile(args.profile), epochs=args.epochs, seed=args.seed,
-            holdout=args.holdout, device=resolve_device(args.device),
-            extra_provenance={"hardware": hardware_description(), "commit": current_commit()},
-            log=print,
-        )
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    pretrain_on_dataset(
+        args.model, args.out, source=args.source, root=args.root,
+        profile=get_profile(args.profile), epochs=args.epochs, seed=args.seed,
+        holdout=args.holdout, device=resolve_device(args.device),
+        extra_provenance={"hardware": hardware_description(), "commit": current_commit()},
+        log=print,
+    )
     return 0

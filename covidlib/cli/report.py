@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=report_command)
 
 
 def check_threshold(value: float) -> None:
@@ -56,7 +56,7 @@ def check_threshold(value: float) -> None:
         ) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def report_command(args: argparse.Namespace) -> int:
     """Run ``covidlib report``."""
     from covidlib.cli import CommandError
     from covidlib.evaluate.report import format_report, load_scored, summarize_scored

@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
                         "<model>/<profile>-<split>-seed<seed>/ (predictions and provenance, "
                         "no weights); runs stored earlier are kept")
     add_run_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=reproduce_command)
 
 
 def registered_commands() -> set[str]:
@@ -80,9 +80,9 @@ def _experiments(args: argparse.Namespace) -> list[Any]:
 
 def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
     """The t-SNE and Grad-CAM figures of one run, through their own commands."""
-    import pandas as pd
 
     from covidlib.cli import main
+    from covidlib.engine.runs import RunFolder
 
     lines = []
     name = f"{run_dir.parent.parent.name}-{run_dir.parent.name}"
@@ -92,7 +92,7 @@ def _explain(run_dir: Path, report: Path, commands: set[str]) -> list[str]:
         lines.append(f"t-SNE ({name}): {target.name}" if code == 0
                      else f"t-SNE ({name}): `covidlib tsne` failed (exit {code})")
     if "gradcam" in commands:
-        folds = pd.read_csv(run_dir / "folds.csv")
+        folds = RunFolder(run_dir).read_folds()
         images = folds[(folds["label"] == 1) & (folds["fold"] == 0)]["path"]
         images = [str(p) for p in images.head(GRADCAM_IMAGES)]
         target = report / f"gradcam-{name}"
@@ -144,7 +144,7 @@ def _store(plan: Any, results: Path, roots: dict[str, Path]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def reproduce_command(args: argparse.Namespace) -> int:
     """Run ``covidlib reproduce``."""
     from covidlib.engine.runs import RunFolder
     from covidlib.grid.plan import plan_grid

@@ -97,15 +97,12 @@ def transfer_command(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise CommandError(f"--epochs must be at least 1, got {args.epochs}")
     profile = get_profile(args.profile)
-    try:
-        study = real_transfer_study(
-            args.model, sources, target=args.target, root=args.root, budgets=budgets,
-            strategies=strategies, profile=profile, epochs=args.epochs,
-            test_per_class=args.test_per_class, seed=args.seed,
-            device=resolve_device(args.device), log=print,
-        )
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from error
+    study = real_transfer_study(
+        args.model, sources, target=args.target, root=args.root, budgets=budgets,
+        strategies=strategies, profile=profile, epochs=args.epochs,
+        test_per_class=args.test_per_class, seed=args.seed,
+        device=resolve_device(args.device), log=print,
+    )
     print(study.table.drop(columns=["target", "model"]).to_string(index=False))
     if args.out_json is not None:
         provenance = {}

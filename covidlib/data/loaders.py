@@ -120,7 +120,7 @@ class CachedDataLoader(DataLoader):
         """Make the next pass's order and augmentation depend on ``seed`` alone.
 
         The training engine calls it before every epoch (see
-        :class:`covidlib.engine.learner.EpochSeeding`), so a resumed run draws what an
+        :class:`covidlib.engine.callbacks.EpochSeeding`), so a resumed run draws what an
         uninterrupted one would have drawn.
         """
         self.seed = seed

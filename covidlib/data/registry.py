@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from covidlib.config import data_dir
+from covidlib.utils.names import UnknownNameError
 
 __all__ = [
     "DATASETS",
@@ -330,16 +331,16 @@ def get_dataset(name: str) -> DatasetSpec:
     """Return the registry entry of a dataset.
 
     Raises:
-        KeyError: for an unknown name (the message lists the known ones).
+        UnknownNameError: for an unknown name (a ``ValueError``); the message offers close
+            matches.
 
     Example:
         >>> get_dataset("phantom").source
         'generated'
     """
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS, "`covidlib datasets list` lists them")
+    return DATASETS[name]
 
 
 def list_datasets() -> pd.DataFrame:
@@ -383,7 +384,7 @@ def default_root(name: str) -> Path:
 
 
 # --------------------------------------------------------------------------- lesion masks
-# (issue 11) Image/mask sets for scoring heat maps: no classes, so not DatasetSpecs.
+# Image/mask sets for scoring heat maps: no classes, so not DatasetSpecs.
 
 
 @dataclass(frozen=True)

@@ -384,9 +384,10 @@ def download_dataset(
     """Download a registry dataset into ``root`` (default ``data_dir()/name``).
 
     A Kaggle dataset with a public mirror comes from the mirror when no Kaggle credentials
-    are set up (:func:`kaggle_configured`). A root that already holds the dataset (or its zips) is checked and returned. The
-    phantom is generated instead of downloaded. (The example needs the network, so it is
-    not run as a test; the module's example shows the offline path.)
+    are set up (:func:`kaggle_configured`). A root that already holds the dataset (or its
+    zips) is checked and returned. The phantom is generated instead of downloaded. (The
+    example needs the network, so it is not run as a test; the module's example shows the
+    offline path.)
 
     Raises:
         DownloadError: offline, failed checksum, wrong counts, or a non-empty root that
@@ -466,7 +467,7 @@ def ensure_dataset(
 
 
 # --------------------------------------------------------------------------- lesion masks
-# (issue 11) `covidlib datasets download ct-lesion-masks`
+# `covidlib datasets download ct-lesion-masks`
 
 
 def pixel_digest(pixels: Any) -> str:

@@ -11,7 +11,7 @@
 * resumable: data order and augmentation are seeded per (fold, epoch), and a checkpoint
   (model, optimizer, epoch, RNG states, epoch log) is written atomically after every epoch.
 
-The settings come from :class:`covidlib.config.TrainConfig` (re-exported here) inside an
+The settings come from :class:`covidlib.config.TrainConfig` inside an
 :class:`covidlib.config.ExperimentConfig`; the device is resolved once by the caller and
 passed down as a ``torch.device``.
 
@@ -21,14 +21,12 @@ Example:
     ([0.0003, 0.0003, 0.0003, 0.0003, 0.0003, 0.0001], 3e-06)
 """
 
+
 from __future__ import annotations
 
 import contextlib
-import json
-import random
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -39,327 +37,34 @@ import pandas as pd
 import torch
 
 from covidlib.config import (
-    FOLD_MODEL_CHOICES,
-    OPTIMIZER_NAMES,
     ExperimentConfig,
     TrainConfig,
-    config_differences,
     progress_enabled,
 )
+from covidlib.engine.callbacks import (
+    EpochCheckpoint,
+    EpochSeeding,
+    RecordLr,
+    RestoreScaler,
+    SkipValidation,
+    StepSchedule,
+    derive_seed,
+)
+from covidlib.engine.checkpoint import load_checkpoint, restore_rng_states
+from covidlib.engine.optim import OPTIMIZERS
+from covidlib.engine.runs import FoldFiles
 from covidlib.evaluate.metrics import binary_metrics
 from covidlib.utils.compat import quiet_fastai_import
-from covidlib.utils.fileio import atomic_path, atomic_write_text
 
 with quiet_fastai_import():
-    from fastai.callback.core import Callback, CancelValidException
+    from fastai.callback.core import Callback
     from fastai.learner import Learner
     from fastai.losses import BCEWithLogitsLossFlat
     from fastai.optimizer import OptimWrapper
-    from fastai.torch_core import find_bs, set_seed
+    from fastai.torch_core import set_seed
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
-
-CHECKPOINT_FILE = "checkpoint.pt"
-BEST_FILE = "best.pt"
-MODEL_FILE = "model.pt"
-EPOCH_LOG_FILE = "epochs.csv"
-PREDICTIONS_FILE = "predictions.csv"
-METRICS_FILE = "metrics.json"
-
-
-def _lamb(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    from covidlib.engine.lamb import Lamb
-
-    return Lamb(
-        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
-
-
-def _lamb_torch_optimizer(
-    params: Any, config: TrainConfig, lr: float | None = None
-) -> torch.optim.Optimizer:
-    import torch_optimizer
-
-    return torch_optimizer.Lamb(
-        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
-
-
-def _adam(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    return torch.optim.Adam(
-        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
-
-
-def _adamw(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        params, lr=lr or config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
-
-
-def _sgd(params: Any, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=lr or config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-
-
-# One entry per optimizer: name -> builder(params, config, lr). LAMB is the paper's;
-# "lamb" is covidlib's multi-tensor one (the same mathematics as torch_optimizer.Lamb, without
-# its host reads, see covidlib.engine.lamb), "lamb-torch-optimizer" the original.
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "lamb": _lamb,
-    "lamb-torch-optimizer": _lamb_torch_optimizer,
-    "adam": _adam,
-    "adamw": _adamw,
-    "sgd": _sgd,
-}
-# covidlib.config validates the name against OPTIMIZER_NAMES (it cannot import torch).
-assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "OPTIMIZERS and config.OPTIMIZER_NAMES differ"
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """Return a well-mixed 31-bit seed for ``seed`` and keys such as (fold, epoch).
-
-    Example:
-        >>> derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
-        True
-    """
-    sequence = np.random.SeedSequence([seed, *[k + 1 for k in keys]])
-    return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _reseed_loader(loader: Any, seed: int) -> None:
-    """Make a loader's order (and augmentation) depend only on ``seed``.
-
-    A loader with a ``reseed(seed)`` method (covidlib's ``CachedDataLoader``) reseeds its
-    order and its augmentation; for any other fastai loader the order's ``rng`` is replaced.
-    """
-    # Look on the class: fastai loaders forward unknown attributes to their dataset.
-    if callable(getattr(type(loader), "reseed", None)):
-        loader.reseed(seed)
-    elif isinstance(getattr(loader, "rng", None), random.Random):
-        loader.rng = random.Random(seed)
-
-
-def _rng_states() -> dict[str, Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(np.asarray(keys).copy()), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _restore_rng_states(states: Mapping[str, Any]) -> None:
-    random.setstate(states["python"])
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy(), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-class StepSchedule(Callback):
-    """Set the learning rate of each epoch from :meth:`TrainConfig.lr_at`.
-
-    ``start_epoch`` is the absolute epoch of the first epoch of this ``fit`` (resume).
-    """
-
-    order = 1
-
-    def __init__(self, config: TrainConfig, start_epoch: int = 0) -> None:
-        self.config, self.start_epoch = config, start_epoch
-
-    def before_epoch(self) -> None:
-        self.learn.opt.set_hyper("lr", self.config.lr_at(self.start_epoch + self.learn.epoch))
-
-
-class EpochSeeding(Callback):
-    """Seed every random generator and the training loader's order per (fold, epoch).
-
-    This makes epoch ``e`` draw the same batches and augmentations whether the fold ran
-    straight through or was resumed from a checkpoint.
-    """
-
-    order = 2
-
-    def __init__(self, seed: int, fold: int, start_epoch: int = 0) -> None:
-        self.seed, self.fold, self.start_epoch = seed, fold, start_epoch
-
-    def before_epoch(self) -> None:
-        epoch_seed = derive_seed(self.seed, self.fold, self.start_epoch + self.learn.epoch)
-        set_seed(epoch_seed)
-        _reseed_loader(self.learn.dls.train, epoch_seed)
-
-
-class SkipValidation(Callback):
-    """Skip the per-epoch pass over ``dls.valid``: it is the test fold, not a validation set."""
-
-    def before_validate(self) -> None:
-        raise CancelValidException()
-
-
-class EpochCheckpoint(Callback):
-    """Record the epoch log and write checkpoint, log (and best weights) after every epoch."""
-
-    order = 60  # after fastai's Recorder (50)
-
-    def __init__(
-        self,
-        config: TrainConfig,
-        fold_dir: Path | None,
-        history: list[dict[str, Any]],
-        start_epoch: int = 0,
-    ) -> None:
-        self.config, self.fold_dir, self.history = config, fold_dir, history
-        self.start_epoch = start_epoch
-        self._loss_sum: torch.Tensor | float = 0.0
-        self._count = 0
-        self._started = 0.0
-
-    def before_epoch(self) -> None:
-        self._loss_sum, self._count = 0.0, 0
-        self._started = time.perf_counter()
-
-    def after_batch(self) -> None:
-        if not self.learn.training:
-            return
-        size = find_bs(self.learn.yb)
-        self._loss_sum = self._loss_sum + self.learn.loss.detach().float() * size
-        self._count += size
-
-    def after_epoch(self) -> None:
-        epoch = self.start_epoch + self.learn.epoch
-        _check_finite_weights(self.learn.model, epoch, self.fold_dir)
-        loss = float(self._loss_sum) / max(self._count, 1)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss,
-            "lr": float(self.learn.opt.hypers[-1]["lr"]),
-            "seconds": time.perf_counter() - self._started,
-        }
-        previous_best = min((r["train_loss"] for r in self.history), default=float("inf"))
-        self.history.append(row)
-        if self.fold_dir is None:
-            return
-        from covidlib.engine.runs import FoldFiles, worker_id
-
-        files = FoldFiles(self.fold_dir)
-        row["worker"] = worker_id()  # host:pid of the trainer, in the log and the checkpoint
-        if self.config.fold_model == "lowest_train_loss" and loss < previous_best:
-            with files.recording(files.best) as (best,):
-                _torch_save_atomic({"epoch": epoch, "model": self.learn.model.state_dict()}, best)
-        with files.recording(files.checkpoint, files.epochs) as (checkpoint, log):
-            save_checkpoint(self.learn, checkpoint, epoch + 1, self.history)
-            files.write_epochs(self.history, log)
-        files.heartbeat()
-
-
-class EpochLog(Callback):
-    """Write one line per epoch (fold, epoch, loss, lr, seconds) to ``log``.
-
-    For logs and pipes, where progress bars would be hundreds of frames; reads the row
-    :class:`EpochCheckpoint` has just recorded.
-    """
-
-    order = 61  # right after EpochCheckpoint
-
-    def __init__(self, log: Callable[[str], None], fold: int, epochs: int) -> None:
-        self.log, self.fold, self.epochs = log, fold, epochs
-
-    def after_epoch(self) -> None:
-        checkpoint = getattr(self.learn, "epoch_checkpoint", None)  # fastai names cbs so
-        if checkpoint is None or not checkpoint.history:
-            return
-        row = checkpoint.history[-1]
-        self.log(
-            f"fold {self.fold} epoch {row['epoch'] + 1}/{self.epochs}: "
-            f"train_loss {row['train_loss']:.4f}  lr {row['lr']:.3g}  {row['seconds']:.1f} s"
-        )
-
-
-def _check_finite_weights(model: torch.nn.Module, epoch: int, fold_dir: Path | None) -> None:
-    """Stop a diverged fold at the end of the epoch, before its checkpoint is overwritten.
-
-    Under mixed precision a batch whose loss overflows is skipped by the gradient scaler,
-    so a non-finite loss alone is not fatal; non-finite weights are.
-    """
-    flags = [torch.isfinite(p).all() for p in model.parameters()]
-    if flags and not bool(torch.stack(flags).all()):  # one synchronisation per epoch
-        kept = (
-            f" The checkpoint of the previous epoch in {fold_dir} is kept."
-            if fold_dir is not None else ""
-        )
-        raise FloatingPointError(
-            f"epoch {epoch}: the model's weights hold NaN or infinite values, training "
-            f"diverged.{kept} Train again with a lower learning rate (in a new run folder)."
-        )
-
-
-def _torch_save_atomic(obj: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:  # the temp name keeps the suffix torch.save looks at
-        torch.save(obj, tmp)
-    return path
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` as CSV (no index) atomically and return ``path``."""
-    atomic_write_text(path, frame.to_csv(index=False))
-    return path
-
-
-def write_json(data: Any, path: Path) -> Path:
-    """Write ``data`` as indented JSON atomically and return ``path``."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return path
-
-
-def save_checkpoint(
-    learner: Learner, path: Path, epochs_done: int, history: Sequence[Mapping[str, Any]]
-) -> Path:
-    """Write model, optimizer, completed epochs, RNG states and epoch log atomically."""
-    state: dict[str, Any] = {
-        "epochs_done": epochs_done,
-        "model": learner.model.state_dict(),
-        "optimizer": learner.opt.state_dict(),
-        "rng": _rng_states(),
-        "history": [dict(row) for row in history],
-    }
-    scaler = getattr(learner, "scaler", None)
-    if scaler is not None:
-        state["scaler"] = scaler.state_dict()
-    return _torch_save_atomic(state, path)
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Raises:
-        ValueError: when the file fails its checksum in the fold's ``files.json``
-            (:class:`covidlib.engine.runs.RunFolderError`) or is not a readable covidlib
-            checkpoint (delete it to restart the fold).
-    """
-    from covidlib.engine.runs import FoldFiles
-
-    path = Path(path)
-    FoldFiles(path.parent).verify(path, hint="delete it to restart this fold")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for a broken file
-        raise ValueError(
-            f"Cannot read checkpoint {path}: {error}. Delete it to restart this fold."
-        ) from error
-    if not isinstance(state, dict) or "epochs_done" not in state or "model" not in state:
-        raise ValueError(f"{path} is not a covidlib training checkpoint; delete it to restart.")
-    return state
 
 
 def make_learner(
@@ -543,13 +248,13 @@ def train_fold(
     learner.create_opt()
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    checkpoint = folder / CHECKPOINT_FILE if folder is not None else None
+    checkpoint = FoldFiles(folder).checkpoint if folder is not None else None
     if checkpoint is not None and checkpoint.exists():
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
         state = load_checkpoint(checkpoint, map_location="cpu")
         learner.model.load_state_dict(state["model"])
         learner.opt.load_state_dict(state["optimizer"])
-        _restore_rng_states(state["rng"])
+        restore_rng_states(state["rng"])
         history = [dict(row) for row in state["history"]]
         start_epoch = int(state["epochs_done"])
         if start_epoch > config.epochs:
@@ -558,7 +263,7 @@ def train_fold(
                 f"{config.epochs}; use another run folder."
             )
         if "scaler" in state:
-            learner.add_cb(_RestoreScaler(state["scaler"]))
+            learner.add_cb(RestoreScaler(state["scaler"]))
     remaining = config.epochs - start_epoch
     if remaining > 0:
         cbs = [
@@ -571,10 +276,9 @@ def train_fold(
         with _progress_on_stderr(show):
             learner.fit(remaining, lr=config.lr, wd=config.weight_decay, cbs=cbs)
     if config.fold_model == "lowest_train_loss" and folder is not None:
-        from covidlib.engine.runs import FoldFiles
-
-        FoldFiles(folder).verify(folder / BEST_FILE, hint="delete the fold folder to retrain it")
-        best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+        best_file = FoldFiles(folder).best
+        FoldFiles(folder).verify(best_file, hint="delete the fold folder to retrain it")
+        best = torch.load(best_file, map_location="cpu", weights_only=True)
         learner.model.load_state_dict(best["model"])
     with _progress_on_stderr(show):
         logits, targets = predict_logits(learner, dls.valid)
@@ -607,8 +311,6 @@ def train_fold(
         predictions["relpath"] = test_table["relpath"].astype(str).to_numpy()
     metrics = binary_metrics(predictions["label"], predictions["probability"])
     if folder is not None:
-        from covidlib.engine.runs import FoldFiles
-
         FoldFiles(folder).write_results(
             learner.model.state_dict(), predictions, {"fold": fold, **metrics}, history
         )
@@ -621,21 +323,6 @@ def train_fold(
         resumed_from=start_epoch,
         fold_dir=folder,
     )
-
-
-class _RestoreScaler(Callback):
-    """Load a saved GradScaler state once fastai's MixedPrecision has created the scaler."""
-
-    order = 15  # MixedPrecision is 10
-
-    def __init__(self, state: Mapping[str, Any]) -> None:
-        self.state = dict(state)
-
-    def before_fit(self) -> None:
-        scaler = getattr(self.learn, "scaler", None)
-        if scaler is not None and self.state:
-            scaler.load_state_dict(self.state)
-            self.state = {}
 
 
 def default_canvas(model_name: str, canvas_scale: float = 1.0) -> tuple[int, int]:
@@ -748,83 +435,6 @@ def fit_fold(
     )
 
 
-__all__ = [
-    "FOLD_MODEL_CHOICES",
-    "OPTIMIZERS",
-    "EpochCheckpoint",
-    "EpochLog",
-    "EpochSeeding",
-    "FoldResult",
-    "SkipValidation",
-    "StepSchedule",
-    "TrainConfig",
-    "config_differences",
-    "default_canvas",
-    "derive_seed",
-    "fit_fold",
-    "lamb_trust_ratios",
-    "load_checkpoint",
-    "lr_trace",
-    "make_learner",
-    "predict_logits",
-    "resolve_canvas",
-    "save_checkpoint",
-    "train_fold",
-]
-
-
-def lamb_trust_ratios(model: torch.nn.Module, optimizer: Any) -> pd.DataFrame:
-    """Return, per parameter tensor, what LAMB measured in its last step.
-
-    Works for :class:`covidlib.engine.lamb.Lamb` (the engine's default) and
-    ``torch_optimizer.Lamb``: both keep the same per-parameter state.
-
-    Columns: ``name``, ``shape``, ``weight_norm`` (||w||, clipped at 10), ``update_norm``
-    (||Adam step + weight decay * w||) and ``trust_ratio`` (their quotient: the factor LAMB
-    multiplies this layer's learning rate with).
-
-    Args:
-        model: the network whose parameters the optimizer updates.
-        optimizer: a LAMB optimizer or a fastai ``OptimWrapper`` around one, after
-            at least one ``step()``.
-
-    Example:
-        >>> import torch_optimizer
-        >>> layer = torch.nn.Linear(3, 1)
-        >>> opt = torch_optimizer.Lamb(layer.parameters(), weight_decay=1.0)
-        >>> layer(torch.ones(2, 3)).sum().backward(); opt.step()
-        >>> lamb_trust_ratios(layer, opt)["name"].tolist()
-        ['weight', 'bias']
-    """
-    inner = getattr(optimizer, "opt", optimizer)
-    rows = []
-    for name, parameter in model.named_parameters():
-        state = inner.state.get(parameter, {})
-        if "trust_ratio" not in state:
-            continue
-        rows.append({
-            "name": name,
-            "shape": "x".join(str(s) for s in parameter.shape),
-            "weight_norm": float(state["weight_norm"]),
-            "update_norm": float(state["adam_norm"]),
-            "trust_ratio": float(state["trust_ratio"]),
-        })
-    if not rows:
-        raise ValueError("The optimizer holds no LAMB statistics: call step() on a Lamb first.")
-    return pd.DataFrame(rows)
-
-
-class _RecordLr(Callback):
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def before_batch(self) -> None:
-        if self.learn.training:
-            group = self.learn.opt.opt.param_groups[0]
-            self.rows.append({"epoch": self.learn.epoch, "lr": group["lr"],
-                              "weight_decay": group["weight_decay"]})
-
-
 def lr_trace(config: TrainConfig | None = None) -> pd.DataFrame:
     """Return the learning rate and weight decay the torch optimizer holds in each epoch.
 
@@ -844,7 +454,7 @@ def lr_trace(config: TrainConfig | None = None) -> pd.DataFrame:
     learner = make_learner(
         torch.nn.Linear(1, 1), dls, config, device=torch.device("cpu"), show_progress=False
     )
-    recorder = _RecordLr()
+    recorder = RecordLr()
     learner.fit(
         config.epochs, lr=config.lr, wd=config.weight_decay,
         cbs=[StepSchedule(config), SkipValidation(), recorder],

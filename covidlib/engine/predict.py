@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from covidlib.engine.runs import RunFolder, RunFolderError, run_identity
+from covidlib.engine.readers import RunFolderError
+from covidlib.engine.runs import RunFolder, run_identity
 
 PREDICT_BATCH = 32  # images per forward pass in predict_images
 

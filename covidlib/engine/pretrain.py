@@ -52,18 +52,14 @@ from torch.nn import functional as F
 from covidlib.config import ExperimentConfig, Profile, data_dir, get_profile, progress_enabled
 from covidlib.data.loaders import fold_dataloaders
 from covidlib.data.phantom import LABELS_NAME, NON_COVID_FINDINGS, generate_phantom
-from covidlib.engine.learner import (
-    EpochSeeding,
-    SkipValidation,
-    StepSchedule,
-    make_learner,
-    resolve_canvas,
-)
+from covidlib.engine.callbacks import EpochSeeding, SkipValidation, StepSchedule
+from covidlib.engine.learner import make_learner, resolve_canvas
 from covidlib.engine.transfer import backbone_state, replace_head
 from covidlib.models.factory import create_model
 from covidlib.models.registry import get_spec
 from covidlib.utils.compat import quiet_fastai_import
 from covidlib.utils.fileio import atomic_path, atomic_write_text, sha256_file
+from covidlib.utils.names import UnknownNameError
 
 with quiet_fastai_import():
     from fastai.callback.core import Callback
@@ -235,7 +231,7 @@ def pretrain(
         ValueError: an unknown source task or model, or a bad setting.
     """
     if source not in SOURCE_TASKS:
-        raise ValueError(f"unknown source task {source!r}; choose one of {SOURCE_TASKS}")
+        raise UnknownNameError("source task", source, SOURCE_TASKS)
     spec = get_spec(model)
     chosen = profile or get_profile()
     settings = _settings(spec.name, chosen, epochs, seed, phantom_size, canvas_scale)

@@ -1,6 +1,9 @@
-"""Run folders of :func:`covidlib.engine.cv.run_cv`: one layout object, checksums, fold locks.
+"""The one owner of the run-folder and stored-result formats: every file name, checksums.
 
-A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds::
+No other module spells a file name of these folders (a test checks); they ask
+:class:`RunFolder` and :class:`FoldFiles`, which also read the files (through
+:mod:`covidlib.engine.readers`). A run folder of :func:`covidlib.engine.cv.run_cv`,
+``<out>/<dataset>/<model>/<run-name>/``, holds::
 
     config.json          the run's configuration
     folds.csv            path, label and test fold of every image
@@ -15,7 +18,13 @@ A run folder ``<out>/<dataset>/<model>/<run-name>/`` holds::
         metrics.json     the fold's test metrics
         files.json       sha256 and size of every file above, and the run that made them
         train.lock       exists while a process trains the fold
+    skipped.csv          the files skip_problems left out (only when there are some)
     run.lock             locked while summary.json and predictions.csv are rewritten
+
+A stored result ``results/<dataset>/<model>/<id>/`` (a real run kept in the repository,
+no weights) holds ``provenance.json`` (how it was made), ``report.json`` (metrics with
+intervals; ``summary.json`` in results stored before the rename, still read) and
+``fold-<k>/predictions.csv``.
 
 Nothing in a run folder is trusted blindly. Every file of a fold is recorded in
 ``files.json`` when it is written, by its name relative to the fold folder (a moved or
@@ -45,9 +54,7 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,128 +62,16 @@ from typing import Any
 
 import pandas as pd
 
+from covidlib.engine.locks import refresh_held
+from covidlib.engine.readers import RunFolderError, jsonable, read_csv, read_json
 from covidlib.utils.fileio import atomic_path, atomic_write_text, sha256_file
 
 MANIFEST_VERSION = 1
 # Listings hash files up to this size (the CSV and JSON results); larger ones by size only.
 SMALL_FILE_BYTES = 1 << 20
-# A lock whose heartbeat is older than this is stale (the trainer refreshes it every epoch).
-LOCK_STALE_SECONDS = 600.0
-LOCK_STALE_ENV = "COVIDLIB_LOCK_STALE_SECONDS"
 EPOCH_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "lr", "seconds", "worker")
 PREDICTION_COLUMNS: tuple[str, ...] = ("path", "label", "probability", "fold")
 FOLD_PATTERN = re.compile(r"fold-(\d+)")
-
-
-class RunFolderError(ValueError):
-    """A run-folder file is missing, unreadable, fails its checksum or belongs to another run."""
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def read_json(path: str | Path, expect: type = dict, *, hint: str = "") -> Any:
-    """Return the JSON value stored in ``path``, which must be an instance of ``expect``.
-
-    Args:
-        path: a JSON file.
-        expect: the type the top-level value must have (``dict``, ``list``...).
-        hint: what the user should do, appended to the error.
-
-    Raises:
-        RunFolderError: the file is missing, empty, not JSON or holds another type.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "config.json"
-        >>> _ = path.write_text("[1, 2]")
-        >>> read_json(path, hint="delete it")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        covidlib.engine.runs.RunFolderError: .../config.json holds a JSON list, not a JSON ...
-    """
-    path = Path(path)
-    tail = f"; {hint}" if hint else ""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunFolderError(f"{path} is missing{tail}") from None
-    except UnicodeDecodeError:
-        raise RunFolderError(f"{path} is not a text file (not JSON){tail}") from None
-    except OSError as error:
-        raise RunFolderError(f"cannot read {path}: {error.strerror or error}{tail}") from None
-    if not text.strip():
-        raise RunFolderError(f"{path} is empty{tail}")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RunFolderError(f"{path} is not valid JSON ({error}){tail}") from None
-    if not isinstance(value, expect):
-        raise RunFolderError(
-            f"{path} holds a JSON {_json_type(value)}, not a JSON {_json_type(expect())}{tail}"
-        )
-    return value
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number" if isinstance(value, (int, float)) else "value")
-
-
-def read_csv(
-    path: str | Path,
-    columns: Sequence[str] = (),
-    *,
-    hint: str = "",
-    allow_empty: bool = False,
-    **read_options: Any,
-) -> pd.DataFrame:
-    """Return the table stored in ``path``, which must have ``columns`` (and rows).
-
-    Args:
-        path: a CSV file.
-        columns: columns the table must have.
-        hint: what the user should do, appended to the error.
-        allow_empty: accept a table with a header but no rows.
-        read_options: passed to :func:`pandas.read_csv` (e.g. ``dtype``).
-
-    Raises:
-        RunFolderError: the file is missing, empty, not CSV or lacks a column.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "predictions.csv"
-        >>> _ = path.write_text("path,label\\na.png,1\\n")
-        >>> read_csv(path, ["path", "label"])["label"].tolist()
-        [1]
-        >>> read_csv(path, ["path", "fold"])  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        covidlib.engine.runs.RunFolderError: .../predictions.csv lacks the column(s) ['fold'] ...
-    """
-    path = Path(path)
-    tail = f"; {hint}" if hint else ""
-    try:
-        table = pd.read_csv(path, **read_options)
-    except FileNotFoundError:
-        raise RunFolderError(f"{path} is missing{tail}") from None
-    except pd.errors.EmptyDataError:
-        raise RunFolderError(f"{path} is empty{tail}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        reason = _one_line(error)
-        raise RunFolderError(f"{path} is not a readable CSV file ({reason}){tail}") from None
-    except OSError as error:
-        raise RunFolderError(f"cannot read {path}: {error.strerror or error}{tail}") from None
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise RunFolderError(
-            f"{path} lacks the column(s) {missing} (it has {list(table.columns)[:8]}){tail}"
-        )
-    if table.empty and not allow_empty:
-        raise RunFolderError(f"{path} has no rows{tail}")
-    return table
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
@@ -533,9 +428,7 @@ class FoldFiles:
         Raises:
             RunFolderError: another process took the lock over.
         """
-        lock = _HELD.get(str(self.lock.resolve()))
-        if lock is not None:
-            lock.heartbeat()
+        refresh_held(self.lock)
 
 
 class RunFolder:
@@ -573,9 +466,51 @@ class RunFolder:
         return self.path / "predictions.csv"
 
     @property
+    def skipped_file(self) -> Path:
+        """The files ``skip_problems`` left out (written only when there are some)."""
+        return self.path / "skipped.csv"
+
+    @property
     def lock_file(self) -> Path:
         """Held (``flock``) while a process rewrites the run-level files (summary, predictions)."""
         return self.path / "run.lock"
+
+    # -- a stored result: a real run's predictions, provenance and report, no weights -------
+
+    @property
+    def provenance_file(self) -> Path:
+        return self.path / "provenance.json"
+
+    @property
+    def report_file(self) -> Path:
+        """A stored result's metrics with their intervals; older results call it
+        ``summary.json`` (:meth:`read_report` reads both)."""
+        return self.path / "report.json"
+
+    @property
+    def is_stored(self) -> bool:
+        """Whether this is a stored result (it has ``provenance.json``)."""
+        return self.provenance_file.is_file()
+
+    @classmethod
+    def stored_under(cls, root: str | Path) -> list[RunFolder]:
+        """Return the stored results ``<root>/<dataset>/<model>/<id>/``, in path order."""
+        return [cls(p.parent) for p in sorted(Path(root).glob("*/*/*/provenance.json"))]
+
+    def read_provenance(self, error: type[ValueError] = RunFolderError) -> dict[str, Any]:
+        """Return a stored result's ``provenance.json`` (raising ``error`` when unreadable)."""
+        return read_json(self.provenance_file, hint="restore it from the repository",
+                         error=error)
+
+    def read_report(self, error: type[ValueError] = RunFolderError) -> dict[str, Any]:
+        """Return a stored result's report (``report.json``, or the older ``summary.json``)."""
+        path = self.report_file if self.report_file.exists() else self.summary_file
+        return read_json(path, hint="restore it from the repository", error=error)
+
+    def write_json(self, path: Path, data: Any) -> Path:
+        """Write ``data`` (:func:`~covidlib.engine.readers.jsonable`) as indented JSON at
+        ``path``, one of this folder's files, atomically; return ``path``."""
+        return atomic_write_text(path, json.dumps(jsonable(data), indent=2) + "\n")
 
     def fold(self, fold: int) -> FoldFiles:
         """Return the files of fold ``fold``."""
@@ -617,277 +552,3 @@ class RunFolder:
     def read_summary(self) -> dict[str, Any]:
         """Return ``summary.json``."""
         return read_json(self.summary_file, hint="run `covidlib cv` again to rewrite it")
-
-
-# -- fold locks -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """What a lock file says about its holder."""
-
-    host: str
-    pid: int
-    started: float
-    heartbeat: float
-    token: str
-
-    def describe(self) -> str:
-        """Return ``host:pid since <local time>``."""
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
-        return f"{self.host}:{self.pid} since {since}"
-
-    @classmethod
-    def parse(cls, raw: bytes) -> LockInfo | None:
-        """Return the holder described by a lock file's bytes, or ``None`` if unreadable."""
-        try:
-            data = json.loads(raw.decode())
-            return cls(str(data["host"]), int(data["pid"]), float(data["started"]),
-                       float(data["heartbeat"]), str(data["token"]))
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return None
-
-
-def lock_stale_seconds() -> float:
-    """Return the heartbeat age after which a lock is stale (``COVIDLIB_LOCK_STALE_SECONDS``).
-
-    Example:
-        >>> lock_stale_seconds() > 0
-        True
-    """
-    value = os.environ.get(LOCK_STALE_ENV)
-    if value is None:
-        return LOCK_STALE_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(f"{LOCK_STALE_ENV}={value!r} must be a number of seconds above 0.")
-    return seconds
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
-# Locks held by this process, by resolved path: the epoch callback refreshes them.
-_HELD: dict[str, FoldLock] = {}
-
-
-class FoldLock:
-    """An exclusive lock on a fold: a file created with ``O_CREAT | O_EXCL``, then written.
-
-    The file holds the holder's host, pid, start time and a heartbeat that the trainer
-    refreshes after every epoch. A lock is stale when its pid is dead on this host or its
-    heartbeat is older than ``stale_after`` seconds; a stale lock is taken over.
-
-    Args:
-        path: the lock file (``FoldFiles.lock``).
-        wait: block until the lock is free instead of giving up at once.
-        stale_after: seconds without heartbeat after which the lock is stale (default
-            :func:`lock_stale_seconds`).
-        poll: seconds between attempts while waiting.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "train.lock"
-        >>> with FoldLock(path) as first, FoldLock(path) as second:
-        ...     first.acquired, second.acquired, second.holder.pid == os.getpid()
-        (True, False, True)
-        >>> path.exists()
-        False
-    """
-
-    def __init__(
-        self, path: str | Path, *, wait: bool = False, stale_after: float | None = None,
-        poll: float = 1.0,
-    ) -> None:
-        self.path = Path(path)
-        self.wait, self.poll = wait, poll
-        self.stale_after = lock_stale_seconds() if stale_after is None else float(stale_after)
-        self.acquired = False
-        self.holder: LockInfo | None = None
-        self.took_over: LockInfo | None = None
-        self.stale_reason = ""
-        self._info: LockInfo | None = None
-
-    def __enter__(self) -> FoldLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def _payload(self, info: LockInfo) -> str:
-        return json.dumps({"host": info.host, "pid": info.pid, "started": info.started,
-                           "heartbeat": info.heartbeat, "token": info.token}) + "\n"
-
-    def _try_create(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        now = time.time()
-        self._info = LockInfo(socket.gethostname(), os.getpid(), now, now, secrets.token_hex(8))
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self._payload(self._info))
-            handle.flush()
-            os.fsync(handle.fileno())
-        return True
-
-    def _stale(self, info: LockInfo | None, mtime: float) -> str:
-        age = time.time() - (info.heartbeat if info is not None else mtime)
-        if info is None:  # being written right now, or garbage
-            return f"unreadable for {age:.0f} s" if age > self.stale_after else ""
-        if info.host == socket.gethostname() and not _pid_alive(info.pid):
-            return f"pid {info.pid} is not running"
-        if age > self.stale_after:
-            return f"no heartbeat for {age:.0f} s"
-        return ""
-
-    def _take_over(self, raw: bytes) -> bool:
-        """Move the stale lock aside; ``False`` when another process replaced it first."""
-        aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(4)}")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return True  # someone else removed it: try to create ours
-        try:
-            if aside.read_bytes() == raw:
-                return True
-            # We moved a fresh lock of another process: put it back.
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, self.path)
-            return False
-        finally:
-            aside.unlink()
-
-    def acquire(self) -> bool:
-        """Take the lock; return whether this process holds it (see :attr:`holder`)."""
-        while True:
-            if self._try_create():
-                self.acquired = True
-                self.holder = None
-                _HELD[str(self.path.resolve())] = self
-                return True
-            try:
-                raw = self.path.read_bytes()
-                mtime = self.path.stat().st_mtime
-            except FileNotFoundError:
-                continue  # released meanwhile
-            info = LockInfo.parse(raw)
-            reason = self._stale(info, mtime)
-            if reason:
-                if self._take_over(raw):
-                    self.took_over, self.stale_reason = info, reason
-                continue
-            self.holder = info
-            if not self.wait:
-                return False
-            time.sleep(self.poll)
-
-    def heartbeat(self) -> None:
-        """Rewrite the lock with a fresh heartbeat.
-
-        Raises:
-            RunFolderError: the lock now belongs to another process (it was taken over).
-        """
-        if not self.acquired or self._info is None:
-            return
-        try:
-            current = LockInfo.parse(self.path.read_bytes())
-        except FileNotFoundError:
-            current = None
-        if current is None or current.token != self._info.token:
-            self.acquired = False
-            _HELD.pop(str(self.path.resolve()), None)
-            who = current.describe() if current is not None else "nobody (it was deleted)"
-            raise RunFolderError(
-                f"{self.path} is now held by {who}: another process took this fold over; "
-                "this process stops training it"
-            )
-        self._info = LockInfo(self._info.host, self._info.pid, self._info.started,
-                              time.time(), self._info.token)
-        atomic_write_text(self.path, self._payload(self._info))
-
-    def release(self) -> None:
-        """Delete the lock file if this process still holds it."""
-        if not self.acquired or self._info is None:
-            return
-        self.acquired = False
-        _HELD.pop(str(self.path.resolve()), None)
-        with contextlib.suppress(FileNotFoundError):
-            current = LockInfo.parse(self.path.read_bytes())
-            if current is not None and current.token == self._info.token:
-                self.path.unlink()
-
-    def took_over_message(self) -> str:
-        """Return what to say after taking over a stale lock."""
-        who = self.took_over.describe() if self.took_over is not None else "an unknown process"
-        return f"took over the stale lock of {who} ({self.stale_reason})"
-
-
-def release_held_locks() -> int:
-    """Release every fold lock this process holds; return how many (a job being requeued).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> lock = FoldLock(pathlib.Path(tempfile.mkdtemp()) / "train.lock")
-        >>> lock.acquire(), release_held_locks(), lock.path.exists()
-        (True, 1, False)
-    """
-    held = list(_HELD.values())
-    for lock in held:
-        lock.release()
-    return len(held)
-
-
-def lock_state(path: str | Path) -> tuple[LockInfo | None, str] | None:
-    """Return ``(holder, stale reason)`` of a fold lock ('' when live), ``None`` without one.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "train.lock"
-        >>> lock_state(path) is None
-        True
-        >>> with FoldLock(path):
-        ...     holder, stale = lock_state(path)
-        >>> holder.pid == os.getpid(), stale
-        (True, '')
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    info = LockInfo.parse(raw)
-    return info, FoldLock(path)._stale(info, mtime)
-
-
-# -- functions kept for callers of the flat API ---------------------------------------------
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """Return ``config.json`` of a run folder (see :meth:`RunFolder.read_config`)."""
-    return RunFolder(run_dir).read_config()
-
-
-def fold_dir(run_dir: str | Path, fold: int) -> Path:
-    """Return the folder of fold ``fold`` inside a run folder."""
-    return RunFolder(run_dir).fold(fold).dir
-
-
-def finished_folds(run_dir: str | Path) -> list[int]:
-    """Return the folds of a run folder whose results are recorded and verify, in order."""
-    return RunFolder(run_dir).finished_folds()

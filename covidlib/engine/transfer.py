@@ -37,6 +37,7 @@ from covidlib.config import TRANSFER_STRATEGIES
 from covidlib.models.factory import get_module
 from covidlib.models.registry import get_spec
 from covidlib.utils.compat import quiet_fastai_import
+from covidlib.utils.names import UnknownNameError
 
 __all__ = [
     "TRANSFER_STRATEGIES",
@@ -107,7 +108,7 @@ def apply_strategy(model: nn.Module, model_name: str, strategy: str) -> list[Any
         True
     """
     if strategy not in TRANSFER_STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {TRANSFER_STRATEGIES}.")
+        raise UnknownNameError("transfer strategy", strategy, TRANSFER_STRATEGIES)
     if strategy != "features":
         for parameter in model.parameters():
             parameter.requires_grad_(True)

@@ -115,7 +115,7 @@ def run_provenance(run_dir: str | Path, dataset_root: str | Path) -> dict[str, A
     config = run.read_config()
     folds = run.finished_folds()
     seconds = sum(float(pd.read_csv(run.fold(k).epochs)["seconds"].sum()) for k in folds)
-    folds_table = pd.read_csv(Path(run_dir) / "folds.csv")
+    folds_table = run.read_folds()
     relpaths = [_relative(path, Path(dataset_root)) for path in folds_table["path"]]
     weights = str(config.get("weights"))
     return {

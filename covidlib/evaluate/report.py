@@ -1,9 +1,9 @@
 """Table 2 from run folders and stored results, with the paper beside it.
 
-Two kinds of folder are *scored*: a run folder of ``covidlib cv`` (``config.json`` and one
-``fold-<k>/`` per fold) and a **stored result** (``provenance.json``, ``summary.json`` and
-``fold-<k>/predictions.csv``: the predictions of a real run, small enough to keep in the
-repository, no weights). :func:`load_scored` reads either; :func:`summarize_scored` computes
+Two kinds of folder are *scored*, both laid out by :class:`covidlib.engine.runs.RunFolder`:
+a run folder of ``covidlib cv`` and a **stored result** (provenance, report and per-fold
+predictions of a real run, small enough to keep in the repository, no weights).
+:func:`load_scored` reads either; :func:`summarize_scored` computes
 every metric per fold, the mean and sample standard deviation over folds, the t-interval over
 folds and the bootstrap interval over the pooled test images; :func:`report_table` lays the
 results out like the paper's Table 2.
@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covidlib.engine.readers import jsonable, read_json
 from covidlib.engine.runs import RunFolder
 from covidlib.evaluate.compare import compare_correct
 from covidlib.evaluate.intervals import pooled_bootstrap
@@ -38,8 +38,6 @@ REPORT_METRICS: tuple[str, ...] = (
     "accuracy", "precision", "recall", "specificity", "f1", "roc_auc",
 )
 PAPER_METRICS: tuple[str, ...] = REPORT_METRICS[:5]
-PROVENANCE_FILE = "provenance.json"
-SUMMARY_FILE = "summary.json"
 PREDICTION_COLUMNS: tuple[str, ...] = ("path", "label", "probability", "fold")
 PROVENANCE_KEYS: tuple[str, ...] = (
     "dataset", "model", "profile", "n_folds", "weights", "data", "hardware", "date", "commit",
@@ -83,18 +81,6 @@ class ScoredRun:
         return len(self.folds) < self.n_folds
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReportError(f"{path} is missing.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportError(f"{path} is not readable JSON ({error}); restore or delete it.") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} holds {type(data).__name__}, not a JSON object; restore it.")
-    return data
-
-
 def _read_predictions(path: Path, fold: int) -> pd.DataFrame:
     if not path.is_file():
         raise ReportError(f"{path} is missing: fold {fold} has no predictions.")
@@ -110,15 +96,6 @@ def _read_predictions(path: Path, fold: int) -> pd.DataFrame:
         raise ReportError(f"{path} {'lacks the columns ' + str(missing) if missing else 'is empty'}"
                           f"; delete fold {fold} to retrain it.")
     return table
-
-
-def _fold_folders(folder: Path) -> dict[int, Path]:
-    found = {}
-    for child in folder.glob("fold-*"):
-        match = re.fullmatch(r"fold-(\d+)", child.name)
-        if match and child.is_dir():
-            found[int(match.group(1))] = child
-    return dict(sorted(found.items()))
 
 
 def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
@@ -142,23 +119,25 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
         raise ReportError(f"{folder} is not a folder; pass a run folder of `covidlib cv` or a "
                           "stored result.")
     ready: dict[int, Any]  # fold -> its predictions file (stored) or FoldFiles (run folder)
-    if (folder / PROVENANCE_FILE).is_file():
-        provenance = _read_json(folder / PROVENANCE_FILE)
+    run = RunFolder(folder)
+    if run.is_stored:
+        provenance = run.read_provenance(error=ReportError)
         missing_keys = [k for k in ("dataset", "model", "n_folds") if k not in provenance]
         if missing_keys:
-            raise ReportError(f"{folder / PROVENANCE_FILE} lacks {missing_keys}; add them.")
+            raise ReportError(f"{run.provenance_file} lacks {missing_keys}; add them.")
         kind, dataset, model = "stored", str(provenance["dataset"]), str(provenance["model"])
         n_folds, profile = int(provenance["n_folds"]), provenance.get("profile")
         expected = [int(k) for k in provenance.get("folds", range(n_folds))]
-        ready = {k: f / "predictions.csv" for k, f in _fold_folders(folder).items()
-                 if (f / "predictions.csv").is_file()}
+        ready = {k: run.fold(k).predictions for k in run.fold_numbers()
+                 if run.fold(k).predictions.is_file()}
         why = "without predictions"
         reasons: dict[int, str] = {}
-    elif (folder / "config.json").is_file():
-        config = _read_json(folder / "config.json")
+    elif run.config_file.is_file():
+        config = read_json(run.config_file, hint="restore it, or train the run again",
+                           error=ReportError)
         missing_keys = [k for k in ("dataset", "model", "n_folds") if k not in config]
         if missing_keys:
-            raise ReportError(f"{folder / 'config.json'} lacks {missing_keys}: it is not a run "
+            raise ReportError(f"{run.config_file} lacks {missing_keys}: it is not a run "
                               "folder of this covidlib; run `covidlib cv` again.")
         kind, dataset, model = "run", str(config["dataset"]), str(config["model"])
         n_folds = int(config["n_folds"])
@@ -168,14 +147,14 @@ def load_scored(path: str | Path, *, allow_partial: bool = False) -> ScoredRun:
         expected = list(range(n_folds)) if config.get("split") != "official" else [0]
         # The run-folder layout verifies each fold's files against files.json (sizes here,
         # the full sha256 when a file is read): nothing unverified is scored.
-        run = RunFolder(folder)
         ready = {k: run.fold(k) for k in run.finished_folds()}
         why = "not finished"
         reasons = {k: "; ".join(run.fold(k).problems()) or "no results"
                    for k in expected if k not in ready}
     else:
-        raise ReportError(f"{folder} is neither a run folder (config.json) nor a stored result "
-                          f"({PROVENANCE_FILE}); pass the folder `covidlib cv` printed.")
+        raise ReportError(f"{folder} is neither a run folder ({run.config_file.name}) nor a "
+                          f"stored result ({run.provenance_file.name}); pass the folder "
+                          "`covidlib cv` printed.")
     missing = [k for k in expected if k not in ready]
     if missing and (not allow_partial or len(missing) == len(expected)):
         detail = ", ".join(f"fold-{k}" for k in missing)
@@ -373,7 +352,7 @@ def format_report(
     JSON is the list of report objects themselves (no table), for scripts.
     """
     if fmt == "json":
-        return json.dumps([_jsonable(r) for r in reports], indent=2) + "\n"
+        return json.dumps([jsonable(r) for r in reports], indent=2) + "\n"
     table = report_table(reports, paper=paper, interval=interval)
     note = (f"Percent: mean ± std (ddof=1) over folds, [95% "
             f"{'t-interval over folds' if interval == 't' else 'bootstrap over test images'}].")
@@ -386,20 +365,6 @@ def format_report(
     if fmt == "html":
         return table.to_html(index=False) + f"\n<p>{note}</p>\n"
     raise ReportError(f"unknown format {fmt!r}; choose md, csv, json or html.")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _pair_key(predictions: pd.DataFrame) -> str:
@@ -450,10 +415,11 @@ def store_result(
 ) -> Path:
     """Copy a run's predictions into ``results_root/<dataset>/<model>/<result_id>/``.
 
-    Writes ``provenance.json`` (what ``provenance`` says, plus dataset, model, profile and
-    folds), ``summary.json`` (:func:`summarize_scored`) and ``fold-<k>/predictions.csv``: no
-    weights, and images named only by ``relpath`` (relative to the dataset root), never by a
-    path of this machine. Refuses to overwrite an existing result.
+    Writes the provenance (what ``provenance`` says, plus dataset, model, profile and folds),
+    the report (:func:`summarize_scored`) and each fold's predictions
+    (:class:`~covidlib.engine.runs.RunFolder` names the files): no weights, and images named
+    only by ``relpath`` (relative to the dataset root), never by a path of this machine.
+    Refuses to overwrite an existing result.
     """
     target = Path(results_root) / run.dataset / run.model / result_id
     if target.exists():
@@ -466,12 +432,12 @@ def store_result(
         raise ReportError(f"the provenance of a stored result needs {missing}.")
     record = {"dataset": run.dataset, "model": run.model, "profile": run.profile,
               "n_folds": run.n_folds, "folds": run.folds, **dict(provenance)}
+    stored = RunFolder(target)
     for fold, rows in run.predictions.drop(columns="path").groupby("fold"):
-        atomic_write_text(target / f"fold-{int(fold)}" / "predictions.csv",
-                          rows.to_csv(index=False))
-    summary = {**summarize_scored(run), "path": f"{run.dataset}/{run.model}/{result_id}"}
-    atomic_write_text(target / SUMMARY_FILE, json.dumps(_jsonable(summary), indent=2) + "\n")
-    atomic_write_text(target / PROVENANCE_FILE, json.dumps(_jsonable(record), indent=2) + "\n")
+        atomic_write_text(stored.fold(int(fold)).predictions, rows.to_csv(index=False))
+    report = {**summarize_scored(run), "path": f"{run.dataset}/{run.model}/{result_id}"}
+    stored.write_json(stored.report_file, report)
+    stored.write_json(stored.provenance_file, record)
     return target
 
 
@@ -481,7 +447,8 @@ def write_example_result(folder: Path, dataset: str = "covid19-ct",
     provenance = {"dataset": dataset, "model": model, "profile": "example", "n_folds": 2,
                   "weights": "none", "data": "made up", "hardware": "none",
                   "date": "2026-12-01", "commit": "none"}
-    atomic_write_text(folder / PROVENANCE_FILE, json.dumps(provenance) + "\n")
+    stored = RunFolder(folder)
+    stored.write_json(stored.provenance_file, provenance)
     for fold in (0, 1):
         rows = pd.DataFrame({
             "path": [f"img{fold}-{i}.png" for i in range(4)],
@@ -490,5 +457,5 @@ def write_example_result(folder: Path, dataset: str = "covid19-ct",
             "probability": [0.9, 0.4, 0.2, 0.1] if fold == 0 else [0.8, 0.7, 0.6, 0.3],
             "fold": fold,
         })
-        atomic_write_text(folder / f"fold-{fold}" / "predictions.csv", rows.to_csv(index=False))
+        atomic_write_text(stored.fold(fold).predictions, rows.to_csv(index=False))
     return folder

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from covidlib.utils.names import UnknownNameError
+
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
@@ -82,10 +84,26 @@ CAM_BATCH = 8  # images per CAM call (the backward pass keeps the activations)
 
 
 def _method_class(method: str) -> Any:
+    """The library's CAM class of ``method``, subclassed to keep each raw map's peak."""
     key = method.strip().lower()
     if key not in CAM_METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose one of: {', '.join(CAM_METHODS)}")
-    return getattr(importlib.import_module("pytorch_grad_cam"), CAM_METHODS[key])
+        raise UnknownNameError("CAM method", method, CAM_METHODS, "CAM_METHODS lists them")
+    base = getattr(importlib.import_module("pytorch_grad_cam"), CAM_METHODS[key])
+
+    class PeakRecording(base):  # type: ignore[misc, valid-type]
+        # The library scales every map to [0, 1]; a map with no positive value comes out all
+        # zero or noise, so the raw peak is read here, before that scaling.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.raw_peaks: list[np.ndarray] = []
+
+        def get_cam_image(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            raw = np.asarray(super().get_cam_image(*args, **kwargs))
+            self.raw_peaks.append(np.maximum(raw, 0).reshape(len(raw), -1).max(axis=1))
+            return raw
+
+    PeakRecording.__name__ = PeakRecording.__qualname__ = f"PeakRecording{base.__name__}"
+    return PeakRecording
 
 
 def leftover_hooks(model: nn.Module) -> list[str]:
@@ -168,19 +186,10 @@ def compute_cams(
             logits = model(batch).float().reshape(-1).cpu()
         probabilities.append(torch.sigmoid(logits).numpy())
         categories = [1 if target == "covid" or logit >= 0 else 0 for logit in logits.tolist()]
-        raw_max: list[np.ndarray] = []
         with cam_class(model=model, target_layers=[layer]) as cam:
-            original = cam.get_cam_image
-
-            def recording(*args: Any, _original: Any = original, _seen: list[np.ndarray] = raw_max,
-                          **kwargs: Any) -> np.ndarray:
-                raw = np.asarray(_original(*args, **kwargs))
-                _seen.append(np.maximum(raw, 0).reshape(len(raw), -1).max(axis=1))
-                return raw
-
-            cam.get_cam_image = recording  # read the raw map before the library scales it
             scaled = cam(input_tensor=batch,
                          targets=[BinaryClassifierOutputTarget(c) for c in categories])
+            raw_max = cam.raw_peaks
         model.zero_grad(set_to_none=True)
         zero = raw_max[0] <= 0 if raw_max else np.zeros(len(batch), bool)
         scaled = np.clip(np.nan_to_num(np.asarray(scaled, dtype=np.float32), nan=0.0), 0, None)

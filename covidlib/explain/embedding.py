@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from covidlib.utils.names import UnknownNameError
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -66,7 +68,7 @@ def embed(
     from sklearn.preprocessing import StandardScaler
 
     if method not in EMBEDDING_METHODS:
-        raise ValueError(f"method must be one of {EMBEDDING_METHODS}, got {method!r}")
+        raise UnknownNameError("embedding method", method, EMBEDDING_METHODS)
     data = np.asarray(features, dtype=np.float64)
     if data.ndim != 2 or len(data) < 3:
         raise ValueError(f"need an N x D feature array with N >= 3, got shape {data.shape}")

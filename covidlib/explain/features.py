@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from covidlib.engine.runs import RunFolder, RunFolderError, run_identity
+from covidlib.engine.readers import RunFolderError
+from covidlib.engine.runs import RunFolder, run_identity
 
 __all__ = [
     "FEATURE_BATCH",

@@ -356,7 +356,7 @@ def mask_pairs(folder: str | Path) -> pd.DataFrame:
 
 def _default_fold(run_dir: str | Path) -> int:
     from covidlib.engine.predict import usable_folds
-    from covidlib.engine.runs import RunFolderError
+    from covidlib.engine.readers import RunFolderError
 
     folds = usable_folds(run_dir)
     if not folds:

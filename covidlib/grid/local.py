@@ -8,6 +8,10 @@ one worker per GPU, or several sharing one. Their logs go to
 this process shows the tasks done, folds per hour and the estimated time left (a bar on a
 terminal, one line per finished task otherwise: :func:`covidlib.config.progress_enabled`).
 
+submitit's local and debug executors (``submit_slurm(..., cluster="debug")``) run the SLURM jobs
+on this machine, which is how the tests cover that path; they pin no GPU per worker, split no
+CPU threads between workers and show no progress, so they cannot replace this executor.
+
 Example:
     >>> worker_environment(1, gpus=[0, 1], threads=4)["CUDA_VISIBLE_DEVICES"]
     '1'

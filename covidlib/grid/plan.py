@@ -130,13 +130,8 @@ def plan_grid(
     """
     from covidlib.data.index import index_dataset
     from covidlib.data.sources import ensure_dataset
-    from covidlib.engine.cv import (
-        check_run_config,
-        fold_numbers,
-        folds_file,
-        load_or_assign_folds,
-        phantom_profile,
-    )
+    from covidlib.engine.cv import check_run_config, phantom_profile
+    from covidlib.engine.folds import fold_numbers, folds_file, load_or_assign_folds
     from covidlib.engine.learner import resolve_canvas
     from covidlib.engine.runs import RunFolder
 

@@ -59,7 +59,7 @@ class FoldJob(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Requeue this fold (preemption or time limit): free its lock at once, so that the
         requeued job, on any node, resumes the fold from its last epoch checkpoint."""
-        from covidlib.engine.runs import release_held_locks
+        from covidlib.engine.locks import release_held_locks
 
         release_held_locks()
         return super().checkpoint(*args, **kwargs)

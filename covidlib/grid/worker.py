@@ -92,7 +92,8 @@ def set_threads(threads: int) -> None:
 def task_state(plan: GridPlan, task: GridTask) -> tuple[str, str]:
     """Return ``(state, detail)``: ``done``, ``running`` (detail: who), ``failed`` (detail:
     the last error line) or ``pending`` (detail: why, e.g. a stale lock)."""
-    from covidlib.engine.runs import RunFolder, lock_state
+    from covidlib.engine.locks import lock_state
+    from covidlib.engine.runs import RunFolder
 
     files = RunFolder(plan.run_dir(task)).fold(task.fold)
     if files.is_finished():

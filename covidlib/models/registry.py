@@ -48,6 +48,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from covidlib.utils.names import UnknownNameError
+
 __all__ = [
     "MODEL_TABLE_FILE",
     "PAPER_TABLE1_FILE",
@@ -192,7 +194,8 @@ def get_spec(name: str) -> ModelSpec:
         name: a registry key (case-insensitive) or the paper's name, e.g. ``"ResNet18"``.
 
     Raises:
-        KeyError: for an unknown name; the message lists the valid ones.
+        UnknownNameError: for an unknown name (a ``ValueError``); the message offers close
+            matches.
 
     Example:
         >>> get_spec("DenseNet121").feature_dim
@@ -205,7 +208,7 @@ def get_spec(name: str) -> ModelSpec:
     for spec in registry.values():
         if spec.paper_name.lower() == key:
             return spec
-    raise KeyError(f"Unknown model {name!r}; choose one of: {', '.join(registry)}.")
+    raise UnknownNameError("model", name, registry, "`covidlib models` lists them")
 
 
 

@@ -89,11 +89,11 @@ def augment_batch(
     ``generator`` (reproducible, and identical on CPU and GPU), and applied to the whole
     batch: v2's functional kernels where they take a batch (``horizontal_flip`` on the chosen
     images) or per image where the output depends on the image's own box (the crop: one
-    small ``resized_crop`` per image, measured faster than one ``grid_sample`` for the whole
-    batch on CPU, with the flip applied as each crop is written), and plain vectorised tensor
-    ops where v2 has no per-image batched form: the blur is a separable Gaussian with one
-    kernel per image; brightness, contrast and the noise's strength are per-image scalars,
-    and the noise comes from one bank of normal numbers per batch (see
+    small ``resized_crop`` per image, faster than one ``grid_sample`` for the whole batch on
+    CPU (benchmarks/README.md), with the flip applied as each crop is written), and plain
+    vectorised tensor ops where v2 has no per-image batched form: the blur is a separable
+    Gaussian with one kernel per image; brightness, contrast and the noise's strength are
+    per-image scalars, and the noise comes from one bank of normal numbers per batch (see
     ``_add_gaussian_noise``).
 
     Order: crop, flip, brightness and contrast (one affine map per image, clamped once),
@@ -211,8 +211,8 @@ def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> t
     reflect padding, like v2's ``gaussian_blur`` but one sigma per image).
 
     Each 1-D pass is ``kernel_size`` shifted multiply-adds with a per-image weight: on a CPU
-    that is about 2.5x faster than the equivalent grouped ``conv2d`` (one group per image),
-    whose depthwise kernels are poorly optimised there.
+    that is faster than the equivalent grouped ``conv2d`` (one group per image), whose
+    depthwise kernels are poorly optimised there (benchmarks/README.md).
     """
     _, _, height, width = x.shape
     half = kernel_size // 2

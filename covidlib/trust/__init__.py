@@ -16,13 +16,8 @@ Public names load on first use (:func:`covidlib.utils.lazy.lazy_exports`).
 from covidlib.utils.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "COVERAGES": "covidlib.trust.conformal",
     "ConformalTriage": "covidlib.trust.conformal",
     "calibrate_run": "covidlib.trust.study",
-    "calibrate_stored": "covidlib.trust.study",
-    "real_results": "covidlib.trust.study",
-    "shift_pairs": "covidlib.trust.study",
-    "shift_table": "covidlib.trust.study",
     "brier_decomposition": "covidlib.trust.calibration",
     "calibration_summary": "covidlib.trust.calibration",
     "conformal_table": "covidlib.trust.conformal",
@@ -30,7 +25,6 @@ _EXPORTS: dict[str, str] = {
     "cross_fitted_temperature": "covidlib.trust.calibration",
     "ece_interval": "covidlib.trust.calibration",
     "expected_calibration_error": "covidlib.trust.calibration",
-    "expected_confusion": "covidlib.trust.prevalence",
     "fit_temperature": "covidlib.trust.calibration",
     "load_run": "covidlib.trust._sources",
     "model_card": "covidlib.trust.card",

@@ -16,15 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from covidlib.engine.runs import RunFolder
 from covidlib.evaluate.report import (
-    PROVENANCE_FILE,
     ReportError,
     ScoredRun,
     format_report,
@@ -33,8 +32,8 @@ from covidlib.evaluate.report import (
 )
 
 __all__ = [
-    "PROVENANCE_FILE",
     "ReportError",
+    "RunFolder",
     "ScoredRun",
     "audit_dataset",
     "dataset_root",
@@ -103,11 +102,9 @@ def image_keys(predictions: pd.DataFrame) -> pd.Series:
 def read_config(run: ScoredRun) -> dict[str, Any]:
     """Return how a run was made: a run folder's ``config.json``, else the provenance's
     ``experiment`` record (empty when neither says)."""
-    config_file = run.path / "config.json"
-    if run.kind == "run" and config_file.is_file():
-        from covidlib.engine.runs import RunFolder
-
-        return RunFolder(run.path).read_config()
+    folder = RunFolder(run.path)
+    if run.kind == "run" and folder.config_file.is_file():
+        return folder.read_config()
     experiment = run.provenance.get("experiment")
     return dict(experiment) if isinstance(experiment, dict) else {}
 
@@ -128,16 +125,16 @@ def stored_results(folder: str | Path, *, profile: str | None = None,
     columns = ["dataset", "model", "id", "profile", "external", "path"]
     rows = []
     base = Path(folder)
-    for provenance in sorted(base.glob(f"*/*/*/{PROVENANCE_FILE}")) if base.is_dir() else []:
+    for stored in RunFolder.stored_under(base) if base.is_dir() else []:
         try:
-            record = json.loads(provenance.read_text())
-        except (OSError, ValueError):
+            record = stored.read_provenance()
+        except ValueError:
             continue  # load_run names an unreadable provenance when the result is used
         external = record.get("external")
         rows.append({"dataset": record.get("dataset"), "model": record.get("model"),
-                     "id": provenance.parent.name, "profile": record.get("profile"),
+                     "id": stored.path.name, "profile": record.get("profile"),
                      "external": external.get("trained_on", "") if isinstance(external, dict)
-                     else "", "path": str(provenance.parent)})
+                     else "", "path": str(stored.path)})
     table = pd.DataFrame(rows, columns=columns)
     if profile is not None:
         table = table[table["profile"] == profile]

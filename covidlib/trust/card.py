@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from covidlib.trust._sources import (
+    RunFolder,
     ScoredRun,
     audit_dataset,
     dataset_root,
@@ -129,10 +130,10 @@ def external_results(run: ScoredRun, results_root: Path | None) -> list[dict[str
     rows = table[(table["external"] == run.dataset) & (table["model"] == run.model)]
     found = []
     for _, row in rows.iterrows():
-        summary_file = Path(row["path"]) / "summary.json"
-        if summary_file.is_file():
+        stored = RunFolder(row["path"])
+        if stored.report_file.is_file() or stored.summary_file.is_file():
             found.append({"dataset": row["dataset"], "path": row["path"],
-                          "summary": json.loads(summary_file.read_text())})
+                          "summary": stored.read_report()})
     return found
 
 

@@ -4,10 +4,10 @@ glibc's ``malloc`` hands every block over 32 MiB (and, until its adaptive thresh
 grown, every block over 128 KiB) straight from the kernel with ``mmap`` and returns it with
 ``munmap`` when freed. A CPU batch pipeline allocates and frees tensors of tens of megabytes
 every batch (a 32 x 3 x 253 x 349 float32 batch is 34 MB), so each batch page-faults all of
-them in again: on the 2-core benchmark machine that was about a third of the augmentation's
-time. :func:`keep_freed_memory` asks ``malloc`` to serve such blocks from its heap and to
-keep freed memory for reuse, the same effect PyTorch's CPU tuning guide gets by preloading
-jemalloc or tcmalloc. The process keeps its peak memory instead of returning it.
+them in again (benchmarks/README.md has what that cost). :func:`keep_freed_memory` asks
+``malloc`` to serve such blocks from its heap and to keep freed memory for reuse, the same
+effect PyTorch's CPU tuning guide gets by preloading jemalloc or tcmalloc. The process keeps
+its peak memory instead of returning it.
 
 It is applied once per process by :class:`covidlib.data.CachedDataLoader` when batches are
 made on the CPU; ``COVIDLIB_KEEP_FREED_MEMORY=0`` turns it off. Elsewhere than Linux with

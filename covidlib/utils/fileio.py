@@ -206,7 +206,7 @@ def sha256_file(path: str | Path) -> str:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[Path]:
-    """Hold an exclusive ``flock`` on ``path``, waiting for it if needed.
+    """Hold an exclusive lock on ``path`` (``filelock``), waiting for it if needed.
 
     For work several processes may start at once (generating a dataset, building a cache,
     rewriting a run's summary): the first builds, the others wait and then find it built.
@@ -221,14 +221,19 @@ def exclusive_lock(path: str | Path) -> Iterator[Path]:
         ...     lock.exists()
         True
     """
+    target = Path(path)
+    if not target.is_dir():
+        from filelock import FileLock
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(target):
+            yield target
+        return
+    # filelock needs a file it may create; a folder is locked through its own descriptor so
+    # that nothing is left next to it (a generated dataset's parent holds the user's files).
     import fcntl
 
-    target = Path(path)
-    if target.is_dir():
-        fd = os.open(target, os.O_RDONLY)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(target, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield target

@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from covidlib.audit.leaks import audit_images, fold_leaks, pseudo_patients
 from covidlib.config import ExperimentConfig
 from covidlib.data.phantom import generate_patient_phantom, render_slice, sample_size
-from covidlib.engine.cv import apply_groups_file, assign_folds, folds_file
+from covidlib.engine.folds import apply_groups_file, assign_folds, folds_file
 
 COPIES = ("resized", "jpeg", "cropped", "shifted", "intensity")
 

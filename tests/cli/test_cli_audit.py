@@ -12,7 +12,7 @@ import pytest
 
 from covidlib.cli import main
 from covidlib.cli.options import add_experiment_options, experiment_from_args
-from covidlib.engine.cv import assign_folds
+from covidlib.engine.folds import assign_folds
 
 
 @pytest.fixture()

@@ -30,7 +30,7 @@ def test_evaluate_scores_every_fold_model_on_another_dataset(
     assert report["dataset"] == "phantom-patients" and report["model"] == "squeezenet"
     assert 0 <= report["metrics"]["accuracy"]["mean"] <= 1
     stored = tmp_path / "results" / "phantom-patients" / "squeezenet" / "external-quick"
-    assert {p.name for p in stored.iterdir()} == {"provenance.json", "summary.json", "fold-0",
+    assert {p.name for p in stored.iterdir()} == {"provenance.json", "report.json", "fold-0",
                                                  "fold-1"}
     provenance = json.loads((stored / "provenance.json").read_text())
     assert provenance["external"]["trained_on"] == "phantom"

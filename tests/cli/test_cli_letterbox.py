@@ -77,7 +77,7 @@ def test_output_link_loop_is_a_one_line_error(
         (["{text}", "{out}", "--size", "10x10"], "not an image"),
         (["{folder}", "{out}", "--size", "10x10"], "is a folder"),
         (["{slice}", "{out}", "--size", "10by10"], "--size must look like WIDTHxHEIGHT"),
-        (["{slice}", "{out}", "--model", "vgg16"], "Unknown model 'vgg16'"),
+        (["{slice}", "{out}", "--model", "vgg16"], "unknown model 'vgg16'"),
         (["{slice}", "{out}", "--size", "10x10", "--fill", "300"], "--fill"),
         (["{slice}", "{slice}", "--size", "10x10"], "OUT must differ from IN"),
         (["{slice}", "{tmp}/out.unknown", "--size", "10x10"], "cannot write"),

@@ -35,4 +35,7 @@ def test_text_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "349x253" in out and "11.17" in out
     assert main(["models", "--names", "vgg16"]) == 2
-    assert "densenet201" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "covidlib models: error: unknown model 'vgg16'; `covidlib models` lists them.\n")
+    assert main(["models", "--names", "densenet12"]) == 2
+    assert "did you mean densenet121" in capsys.readouterr().err

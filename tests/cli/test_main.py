@@ -46,3 +46,28 @@ def test_library_errors_become_one_line(tmp_path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err and "COVID-CT-MetaInfo.xlsx" in err
+
+
+def _handlers(parser) -> list[str]:
+    import argparse
+
+    func = parser.get_default("func")
+    found = [func.__name__] if func is not None else []
+    for action in parser._actions:  # argparse keeps sub-parsers here only
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _handlers(sub)
+    return found
+
+
+def test_command_handlers_are_named_one_way() -> None:
+    names = _handlers(build_parser())
+    assert len(names) >= len(COMMAND_MODULES)
+    assert all(name.endswith("_command") for name in names), sorted(names)
+
+
+def test_unknown_name_is_one_line_with_close_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--names", "resnet19"]) == 2
+    assert capsys.readouterr().err == (
+        "covidlib models: error: unknown model 'resnet19': did you mean resnet18, resnet101 or "
+        "resnext101?\n")

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from covidlib.config import AugmentConfig
 from covidlib.data.cache import letterbox_cache
 from covidlib.data.loaders import CachedImages, fold_dataloaders
-from covidlib.transforms import AugmentConfig, normalize_batch
+from covidlib.transforms import normalize_batch
 
 CANVAS = (24, 16)
 

@@ -19,6 +19,7 @@ from covidlib.data.phantom import (
     SIZE_MAX,
     SIZE_MIN,
     PhantomExistsError,
+    _disk,
     generate_phantom,
     is_covid_index,
     render_phantom,
@@ -200,7 +201,7 @@ def test_existing_phantom_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def must_not_render(*args: object, **kwargs: object) -> None:
         raise AssertionError("a current phantom was generated again")
 
-    monkeypatch.setattr(phantom, "_write_phantom", must_not_render)
+    monkeypatch.setattr(_disk, "_write_phantom", must_not_render)
     assert generate_phantom(root, n=4) == root
     assert (root / "labels.csv").stat().st_mtime_ns == stamp
 
@@ -232,7 +233,7 @@ def test_empty_folder_is_filled(tmp_path: Path) -> None:
 
 def test_error_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"count": 0}
-    original = phantom._save_png
+    original = _disk._save_png
 
     def failing_save(array: np.ndarray, path: Path) -> None:
         calls["count"] += 1
@@ -240,7 +241,7 @@ def test_error_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
             raise OSError("disk full (injected)")
         original(array, path)
 
-    monkeypatch.setattr(phantom, "_save_png", failing_save)
+    monkeypatch.setattr(_disk, "_save_png", failing_save)
     with pytest.raises(OSError, match="injected"):
         generate_phantom(tmp_path / "broken", n=6)
     assert list(tmp_path.iterdir()) == []
@@ -255,7 +256,7 @@ def test_error_during_overwrite_keeps_the_old_phantom(
     def failing_write(*args: object, **kwargs: object) -> None:
         raise RuntimeError("crash (injected)")
 
-    monkeypatch.setattr(phantom, "_write_phantom", failing_write)
+    monkeypatch.setattr(_disk, "_write_phantom", failing_write)
     with pytest.raises(RuntimeError, match="injected"):
         generate_phantom(root, n=6, overwrite=True)
     assert folder_bytes(root) == before
@@ -296,7 +297,7 @@ def test_ensure_phantom_follows_the_profile(
     with pytest.raises(PhantomExistsError, match="overwrite"):
         phantom.ensure_phantom(mine, six)
     monkeypatch.setenv("COVIDLIB_PROFILE", "quick")
-    monkeypatch.setattr(phantom, "generate_phantom", lambda out, **kw: (Path(out), kw))
+    monkeypatch.setattr(_disk, "generate_phantom", lambda out, **kw: (Path(out), kw))
     assert phantom.ensure_phantom(tmp_path / "q")[1] == {
         "n": 200,
         "difficulty": 0.2,

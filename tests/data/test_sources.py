@@ -335,7 +335,7 @@ def test_ensure_dataset_real_missing_says_how(tmp_path: Path, make_tree: MakeTre
 
 
 def test_ensure_dataset_phantom_uses_profile_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    import covidlib.data.phantom
+    from covidlib.data.phantom import _disk
 
     calls = []
 
@@ -343,7 +343,7 @@ def test_ensure_dataset_phantom_uses_profile_size(monkeypatch: pytest.MonkeyPatc
         calls.append((Path(out_dir), n))
         return Path(out_dir)
 
-    monkeypatch.setattr(covidlib.data.phantom, "generate_phantom", fake_generate)
+    monkeypatch.setattr(_disk, "generate_phantom", fake_generate)
     monkeypatch.setenv("COVIDLIB_PROFILE", "quick")
     root = ensure_dataset("phantom")
     assert calls == [(Path(os.environ["COVIDLIB_DATA"]) / "phantom", 200)] and root == calls[0][0]

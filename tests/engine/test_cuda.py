@@ -19,12 +19,13 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from covidlib.config import ExperimentConfig, RuntimeSettings
+from covidlib.config import AugmentConfig, ExperimentConfig, RuntimeSettings
 from covidlib.data.index import index_dataset
 from covidlib.data.loaders import fold_dataloaders
+from covidlib.engine.checkpoint import load_checkpoint
 from covidlib.engine.cv import CVResult
-from covidlib.engine.learner import CHECKPOINT_FILE, load_checkpoint
-from covidlib.transforms import AugmentConfig, augment_batch
+from covidlib.engine.runs import RunFolder
+from covidlib.transforms import augment_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 GPU = RuntimeSettings(device="cuda")
@@ -66,7 +67,7 @@ def test_interrupted_gpu_run_resumes_with_its_scaler(
     with pytest.raises(KeyboardInterrupt):
         cv(tmp_path / "b", config=config, runtime=GPU, callbacks=[interrupt(after=0)])
     run_dir = tmp_path / "b" / "phantom" / "resnet18" / "quick"
-    checkpoint = load_checkpoint(run_dir / "fold-0" / CHECKPOINT_FILE)
+    checkpoint = load_checkpoint(RunFolder(run_dir).fold(0).checkpoint)
     assert checkpoint["epochs_done"] == 1 and "scaler" in checkpoint
     resumed = cv(tmp_path / "b", config=config, runtime=GPU)
     assert json.loads((run_dir / "summary.json").read_text())["complete"]

@@ -21,20 +21,16 @@ from covidlib.config import (
     RuntimeSettings,
     get_profile,
 )
-from covidlib.engine.cv import (
-    SKIPPED_FILE,
-    CVResult,
-    RunConfigError,
+from covidlib.engine.cv import CVResult, RunConfigError, cached_run, read_experiment, run_cv
+from covidlib.engine.folds import (
     assign_folds,
-    cached_run,
     fold_numbers,
     fold_rows,
     folds_file,
     load_or_assign_folds,
-    read_experiment,
-    run_cv,
 )
-from covidlib.engine.learner import CHECKPOINT_FILE, METRICS_FILE, resolve_canvas
+from covidlib.engine.learner import resolve_canvas
+from covidlib.engine.runs import RunFolder
 
 CPU = RuntimeSettings(device="cpu")
 
@@ -99,7 +95,8 @@ def test_official_split() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"strategy": "random"}, "Unknown split"), ({"n_folds": 1}, "at least 2"),
+    [({"strategy": "random"}, "unknown split strategy .random.; choose one of stratified"),
+     ({"n_folds": 1}, "at least 2"),
      ({"n_folds": 40}, "smaller class")],
 )
 def test_bad_fold_requests(kwargs: dict[str, object], message: str) -> None:
@@ -132,7 +129,7 @@ def test_run_cv_writes_a_complete_run_folder(
     assert result.run_dir == run_dir
     for name in ("config.json", "folds.csv", "summary.json", "predictions.csv"):
         assert (run_dir / name).is_file()
-    assert not (run_dir / SKIPPED_FILE).exists()
+    assert not RunFolder(run_dir).skipped_file.exists()
     saved = read_experiment(run_dir)  # the whole experiment, canvas filled in
     assert saved == resolve_canvas(config) == result.config and saved.canvas is not None
     assert saved.augment == config.augment and saved.train == config.train
@@ -194,8 +191,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     with pytest.raises(KeyboardInterrupt):
         cv(tmp_path / "b", config=config, callbacks=[interrupt(after=0)])
     run_dir = tmp_path / "b" / "phantom" / "squeezenet" / "quick"
-    assert (run_dir / "fold-0" / CHECKPOINT_FILE).is_file()
-    assert not (run_dir / "fold-0" / METRICS_FILE).exists()
+    assert RunFolder(run_dir).fold(0).checkpoint.is_file()
+    assert not RunFolder(run_dir).fold(0).metrics.exists()
     messages: list[str] = []
     resumed = cv(tmp_path / "b", config=config, log=messages.append)
     assert any("fold 0:" in m and "resumed after epoch 1" in m for m in messages)
@@ -223,8 +220,8 @@ def test_the_profile_decides_the_number_of_folds(
 
 @pytest.mark.parametrize(
     ("changes", "kwargs", "error", "message"),
-    [({"model": "nonet"}, {}, KeyError, "nonet"),
-     ({"dataset": "nodata", "phantom": None}, {}, KeyError, "nodata"),
+    [({"model": "nonet"}, {}, ValueError, "nonet"),
+     ({"dataset": "nodata", "phantom": None}, {}, ValueError, "nodata"),
      ({}, {"only_fold": 7}, ValueError, "--fold 7 does not exist"),
      ({"weights": "missing.pt"}, {}, FileNotFoundError, "missing.pt"),
      ({"split": "official"}, {}, ValueError, "official split")],
@@ -255,7 +252,7 @@ def test_skipped_files_are_reported_and_recorded(
                     log=messages.append)
     assert any(m.startswith("skipped 1 unreadable file(s)") and "broken.png" in m
                for m in messages)
-    skipped = pd.read_csv(result.run_dir / SKIPPED_FILE)
+    skipped = pd.read_csv(RunFolder(result.run_dir).skipped_file)
     assert skipped["path"].str.endswith("broken.png").tolist() == [True]
     assert read_experiment(result.run_dir).skip_problems
 

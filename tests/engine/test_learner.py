@@ -15,19 +15,12 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
+from covidlib.config import TrainConfig, config_differences
+from covidlib.engine.callbacks import derive_seed
+from covidlib.engine.checkpoint import load_checkpoint
 from covidlib.engine.lamb import Lamb
-from covidlib.engine.learner import (
-    CHECKPOINT_FILE,
-    EPOCH_LOG_FILE,
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    TrainConfig,
-    config_differences,
-    derive_seed,
-    load_checkpoint,
-    make_learner,
-    train_fold,
-)
+from covidlib.engine.learner import make_learner, train_fold
+from covidlib.engine.runs import FoldFiles
 from covidlib.evaluate.metrics import METRIC_NAMES
 
 TinyFactory = Callable[..., tuple[torch.nn.Module, DataLoaders, pd.DataFrame]]
@@ -140,14 +133,14 @@ def test_same_seed_same_result_other_seed_differs(tiny: TinyFactory) -> None:
 def test_fold_files_are_written(tmp_path: Path, tiny: TinyFactory) -> None:
     model, dls, table = tiny()
     train_fold(model, dls, table, cpu_config(epochs=2), fold_dir=tmp_path)
-    log = pd.read_csv(tmp_path / EPOCH_LOG_FILE)
+    log = pd.read_csv(FoldFiles(tmp_path).epochs)
     assert list(log.columns) == ["epoch", "train_loss", "lr", "seconds", "worker"]
     assert len(log) == 2
-    state = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    state = load_checkpoint(FoldFiles(tmp_path).checkpoint)
     assert state["epochs_done"] == 2
     assert {"model", "optimizer", "rng", "history"} <= set(state)
-    assert json.loads((tmp_path / METRICS_FILE).read_text())["fold"] == 0
-    assert len(pd.read_csv(tmp_path / PREDICTIONS_FILE)) == len(table)
+    assert json.loads((FoldFiles(tmp_path).metrics).read_text())["fold"] == 0
+    assert len(pd.read_csv(FoldFiles(tmp_path).predictions)) == len(table)
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
 
 
@@ -162,8 +155,8 @@ def test_interrupted_fold_resumes_to_the_same_predictions(
     with pytest.raises(KeyboardInterrupt):
         train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed",
                    callbacks=[interrupt(after=1)])
-    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_FILE)["epochs_done"] == 2
-    assert not (tmp_path / "resumed" / METRICS_FILE).exists()
+    assert load_checkpoint(FoldFiles(tmp_path / "resumed").checkpoint)["epochs_done"] == 2
+    assert not (FoldFiles(tmp_path / "resumed").metrics).exists()
 
     model, dls, table = tiny(seed=5)  # other init: the checkpoint must replace it
     resumed = train_fold(model, dls, table, config, fold=1, fold_dir=tmp_path / "resumed")
@@ -186,7 +179,7 @@ def test_lowest_train_loss_option_keeps_best_weights(tmp_path: Path, tiny: TinyF
 
 
 def test_broken_checkpoint_is_reported(tmp_path: Path, tiny: TinyFactory) -> None:
-    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    (FoldFiles(tmp_path).checkpoint).write_bytes(b"not a checkpoint")
     model, dls, table = tiny()
     with pytest.raises(ValueError, match="Delete it"):
         train_fold(model, dls, table, cpu_config(epochs=1), fold_dir=tmp_path)
@@ -252,11 +245,11 @@ def test_diverged_training_stops_after_the_epoch_and_keeps_the_last_checkpoint(
     with pytest.raises(FloatingPointError, match="epoch 1: the model's weights hold NaN"):
         train_fold(model, dls, table, cpu_config(epochs=3), fold_dir=tmp_path,
                    callbacks=[PoisonWeights(epoch=1)])
-    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["epochs_done"] == 1  # epoch 0's
+    assert load_checkpoint(FoldFiles(tmp_path).checkpoint)["epochs_done"] == 1  # epoch 0's
 
 
 def test_epoch_log_writes_one_line_per_epoch(tiny: TinyFactory) -> None:
-    from covidlib.engine.learner import EpochLog
+    from covidlib.engine.callbacks import EpochLog
 
     lines: list[str] = []
     model, dls, table = tiny()
@@ -285,6 +278,6 @@ def test_progress_bars_go_to_stderr_and_are_removed_by_type(
 
 def test_optimizer_builders_match_the_config_names() -> None:
     from covidlib.config import OPTIMIZER_NAMES
-    from covidlib.engine.learner import OPTIMIZERS
+    from covidlib.engine.optim import OPTIMIZERS
 
     assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from covidlib.engine.predict import check_threshold, load_fold_model, predict_images
-from covidlib.engine.runs import RunFolder, RunFolderError
+from covidlib.engine.readers import RunFolderError
+from covidlib.engine.runs import RunFolder
 from covidlib.models.factory import create_model
 
 CONFIG = {"model": "squeezenet", "canvas": [64, 48], "train": {"seed": 0}}

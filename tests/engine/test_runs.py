@@ -15,16 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from covidlib.engine import cv, learner
-from covidlib.engine.runs import (
-    FoldFiles,
-    FoldLock,
-    LockInfo,
-    RunFolder,
-    RunFolderError,
-    read_csv,
-    read_json,
-)
+from covidlib.engine import runs as runs_module
+from covidlib.engine.checkpoint import load_checkpoint
+from covidlib.engine.locks import FoldLock, LockInfo
+from covidlib.engine.readers import RunFolderError, read_csv, read_json
+from covidlib.engine.runs import FoldFiles, RunFolder
 
 CONFIG = {"model": "squeezenet", "canvas": [64, 48], "seed": 0}
 
@@ -50,16 +45,68 @@ def run(tmp_path: Path) -> RunFolder:
     return folder
 
 
+# The layout that readers' scripts and stored results rely on: these names never change.
+KEPT_NAMES = {
+    "config_file": "config.json", "folds_file": "folds.csv", "summary_file": "summary.json",
+    "predictions_file": "predictions.csv", "provenance_file": "provenance.json",
+}
+KEPT_FOLD_NAMES = {
+    "model": "model.pt", "checkpoint": "checkpoint.pt", "epochs": "epochs.csv",
+    "predictions": "predictions.csv", "metrics": "metrics.json", "manifest": "files.json",
+}
+
+
 def test_file_names_are_todays(run: RunFolder) -> None:
     files = run.fold(3)
     assert files.dir == run.path / "fold-3"
-    names = {files.model.name: learner.MODEL_FILE, files.checkpoint.name: learner.CHECKPOINT_FILE,
-             files.best.name: learner.BEST_FILE, files.epochs.name: learner.EPOCH_LOG_FILE,
-             files.predictions.name: learner.PREDICTIONS_FILE,
-             files.metrics.name: learner.METRICS_FILE, run.config_file.name: cv.CONFIG_FILE,
-             run.summary_file.name: cv.SUMMARY_FILE, run.folds_file.name: cv.FOLDS_FILE}
-    assert all(ours == theirs for ours, theirs in names.items()), names
-    assert run.predictions_file.name == "predictions.csv"
+    assert {key: getattr(run, key).name for key in KEPT_NAMES} == KEPT_NAMES
+    assert {key: getattr(files, key).name for key in KEPT_FOLD_NAMES} == KEPT_FOLD_NAMES
+
+
+def _literals(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module, its docstrings left out."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+def test_no_module_but_the_owner_spells_a_run_folder_file_name(tmp_path: Path) -> None:
+    run, stored = RunFolder(tmp_path), RunFolder(tmp_path)
+    files = run.fold(0)
+    names = {path.name for path in (
+        run.config_file, run.folds_file, run.summary_file, run.predictions_file,
+        run.skipped_file, run.lock_file, stored.provenance_file, stored.report_file,
+        files.model, files.checkpoint, files.best, files.epochs, files.predictions,
+        files.metrics, files.manifest, files.lock)}
+    package = Path(runs_module.__file__).resolve().parents[1]
+    owner = Path(runs_module.__file__).resolve()
+    spelled = [
+        f"{path.relative_to(package.parent)}:{line}: {text!r}"
+        for path in sorted(package.rglob("*.py")) if path.resolve() != owner
+        for line, text in _literals(path) if text.rsplit("/", 1)[-1] in names
+    ]
+    assert not spelled, "ask RunFolder / FoldFiles for these names:\n" + "\n".join(spelled)
+
+
+def test_a_stored_result_reads_its_report_under_the_old_name_too(tmp_path: Path) -> None:
+    stored = RunFolder(tmp_path / "covid19-ct" / "resnet18" / "seed0")
+    stored.write_json(stored.summary_file, {"metrics": {"accuracy": {"mean": 0.5}}})
+    assert stored.read_report()["metrics"]["accuracy"]["mean"] == 0.5
+    stored.write_json(stored.report_file, {"metrics": {"accuracy": {"mean": 0.75}}})
+    assert stored.read_report()["metrics"]["accuracy"]["mean"] == 0.75
+    assert not stored.is_stored and RunFolder.stored_under(tmp_path) == []
+    stored.write_json(stored.provenance_file, {"dataset": "covid19-ct", "auc": float("nan")})
+    assert stored.is_stored and stored.read_provenance() == {"dataset": "covid19-ct", "auc": None}
+    assert [found.path for found in RunFolder.stored_under(tmp_path)] == [stored.path]
 
 
 def test_a_finished_fold_is_recorded_with_relative_names(run: RunFolder) -> None:
@@ -147,7 +194,7 @@ def test_damaged_checkpoint_refuses_to_load(run: RunFolder) -> None:
     files.checkpoint.write_bytes(b"y" * 50)
     with pytest.raises(RunFolderError, match=r"fold-0/checkpoint\.pt fails its checksum.*"
                                              r"delete it to restart this fold"):
-        learner.load_checkpoint(files.checkpoint)
+        load_checkpoint(files.checkpoint)
     assert files.discard_broken() and not files.checkpoint.exists()
     assert not files.manifest.exists()  # a broken checkpoint restarts the fold
 

@@ -84,7 +84,7 @@ def test_features_leaves_only_the_head_trainable() -> None:
     assert trainable == ["classifier.bias", "classifier.weight"]
     apply_strategy(model, "densenet121", "finetune")  # switching back unfreezes everything
     assert all(p.requires_grad for p in model.parameters())
-    with pytest.raises(ValueError, match="unknown strategy 'gradual'"):
+    with pytest.raises(ValueError, match="unknown transfer strategy 'gradual'"):
         apply_strategy(model, "densenet121", "gradual")
 
 
@@ -118,7 +118,7 @@ def test_profiles_keep_their_strategy() -> None:
         ({"strategy": "finetune"}, "--strategy finetune needs initial weights but --weights"),
         ({"weights": "imagenet", "strategy": "scratch"},
          "--strategy scratch trains from random weights but --weights is 'imagenet'"),
-        ({"strategy": "gradual"}, "Unknown strategy 'gradual' .--strategy."),
+        ({"strategy": "gradual"}, "unknown transfer strategy .--strategy. 'gradual'"),
     ],
 )
 def test_contradictory_flags_are_one_line_naming_both(changes: dict, message: str) -> None:

@@ -78,7 +78,7 @@ def test_not_a_run_and_broken_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"fold-2/predictions.csv"):
         load_scored(folder)
     (folder / "config.json").write_text("[1, 2]")
-    with pytest.raises(ReportError, match="config.json holds list"):
+    with pytest.raises(ReportError, match="config.json holds a JSON list"):
         load_scored(folder)
 
 

@@ -69,9 +69,9 @@ def test_other_methods_by_name(method: str) -> None:
     assert leftover_hooks(model) == []
 
 
-def test_unknown_method_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="gradcam"):
-        compute_cams(create_model("squeezenet"), "squeezenet", _pixels((40, 40)), method="nope")
+def test_unknown_method_offers_close_matches() -> None:
+    with pytest.raises(ValueError, match="'gradcm': did you mean gradcam"):
+        compute_cams(create_model("squeezenet"), "squeezenet", _pixels((40, 40)), method="gradcm")
     assert "scorecam" in CAM_METHODS
 
 

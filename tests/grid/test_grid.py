@@ -19,7 +19,8 @@ import submitit
 
 from covidlib.cli import main
 from covidlib.config import ExperimentConfig
-from covidlib.engine.runs import FoldLock, RunFolder
+from covidlib.engine.locks import FoldLock
+from covidlib.engine.runs import RunFolder
 from covidlib.grid.local import check_outcome, progress_line
 from covidlib.grid.plan import GridPlan, GridPlanError, plan_grid, read_plan
 from covidlib.grid.slurm import FoldJob, submit_slurm

@@ -160,7 +160,7 @@ def test_to_model_input_follows_the_models_weights(name: str) -> None:
 def test_to_model_input_needs_the_model() -> None:
     with pytest.raises(TypeError):
         arch.to_model_input(Image.new("L", (8, 6)))  # type: ignore[call-arg]
-    with pytest.raises(KeyError, match="vgg16"):
+    with pytest.raises(ValueError, match="vgg16"):
         arch.to_model_input(Image.new("L", (8, 6)), "vgg16")
 
 

@@ -12,6 +12,7 @@ from torch import nn
 from covidlib.models import registry as models
 from covidlib.models.factory import get_module
 from covidlib.models.registry import build_architecture, get_spec, list_models
+from covidlib.utils.names import UnknownNameError
 
 ALL = list_models()
 SMALL = ["squeezenet", "shufflenet", "resnet18"]
@@ -127,11 +128,14 @@ def test_canvas_rejects_bad_scale_and_clamps_inception() -> None:
         get_spec("resnet18").canvas(0)
 
 
-def test_unknown_name_lists_valid_ones() -> None:
-    with pytest.raises(KeyError) as info:
-        build_architecture("vgg16")
-    message = str(info.value)
-    assert "vgg16" in message and all(name in message for name in ALL)
+@pytest.mark.parametrize(("name", "message"), [
+    ("resnet19", "unknown model 'resnet19': did you mean resnet18, resnet101 or resnext101?"),
+    ("vgg16", "unknown model 'vgg16'; `covidlib models` lists them."),
+])
+def test_unknown_name_offers_close_matches(name: str, message: str) -> None:
+    with pytest.raises(UnknownNameError) as info:
+        build_architecture(name)
+    assert str(info.value) == message and isinstance(info.value, ValueError)
     assert get_spec("ResNeXt101").name == "resnext101"
 
 

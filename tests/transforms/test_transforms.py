@@ -10,10 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from covidlib.config import AugmentConfig
 from covidlib.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    AugmentConfig,
     BatchTransform,
     augment_batch,
     center_crop,
@@ -23,6 +21,7 @@ from covidlib.transforms import (
     resize_to_canvas,
     stretch,
 )
+from covidlib.transforms.augment import IMAGENET_MEAN, IMAGENET_STD
 
 CANVASES = [(349, 253), (331, 267), (327, 231), (335, 255), (321, 225), (64, 64), (7, 300)]
 

@@ -17,7 +17,8 @@ from covidlib.utils.allocator import keep_freed_memory
 PROBE = """
 import resource, torch
 from covidlib.utils.allocator import keep_freed_memory
-from covidlib.transforms import AugmentConfig, BatchTransform
+from covidlib.transforms import BatchTransform
+from covidlib.config import AugmentConfig
 applied = keep_freed_memory()
 x = torch.randint(0, 255, (32, 1, 253, 349), dtype=torch.uint8)
 tfm = BatchTransform(AugmentConfig(), seed=0)

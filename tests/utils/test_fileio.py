@@ -113,3 +113,26 @@ def test_atomic_dir_replace_puts_the_old_folder_back_when_the_rename_fails(
     with pytest.raises(PermissionError), atomic_dir(target, replace=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert _names(target) == ["old.txt"] and _names(tmp_path) == ["built"]
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_exclusive_lock_excludes_a_second_holder(tmp_path: Path, kind: str) -> None:
+    import subprocess
+    import sys
+
+    from covidlib.utils.fileio import exclusive_lock
+
+    target = tmp_path / "build.lock" if kind == "file" else tmp_path
+    probe = (  # another process must not get the lock while this one holds it
+        "import fcntl, os, sys; p = sys.argv[1]\n"
+        "fd = os.open(p, os.O_RDONLY if os.path.isdir(p) else os.O_RDWR)\n"
+        "try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError: print('held')\n"
+    )
+    with exclusive_lock(target):
+        held = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    free = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert (held, free) == ("held", "free")
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["build.lock"] if kind == "file" else [])
