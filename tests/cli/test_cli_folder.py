@@ -62,7 +62,7 @@ def test_evaluate_scores_a_plain_two_folder_dataset(
     assert report["n_images"] == 8 and report["dataset"] == "my-scans"
     assert report["not_computed"] == {} and "roc_auc" in report["metrics"]
     stored = tmp_path / "results" / "my-scans" / "squeezenet" / "external-tiny"
-    text = (stored / "provenance.json").read_text() + (stored / "summary.json").read_text()
+    text = (stored / "provenance.json").read_text() + (stored / "report.json").read_text()
     assert str(tmp_path) not in text  # no machine path in a stored result
     assert json.loads((stored / "provenance.json").read_text())["external"]["run"] == \
         "phantom/squeezenet/tiny"
