@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,7 +21,9 @@ def test_smoke_reproduction_writes_the_report(
     paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     out = tmp_path / "study"
-    assert main(["reproduce", "--out", str(out), "--subset", "smoke", "--device", "cpu"]) == 0
+    results = tmp_path / "results"
+    assert main(["reproduce", "--out", str(out), "--subset", "smoke", "--device", "cpu",
+                 "--store", str(results)]) == 0
     assert grid_status(out).counts() == {"done": 4, "running": 0, "failed": 0, "pending": 0,
                                          "total": 4}
     report = out / "report"
@@ -37,3 +40,11 @@ def test_smoke_reproduction_writes_the_report(
         assert sorted(p.suffix for p in (report / f"gradcam-phantom-{model}").iterdir()) == [
             ".npy", ".npy", ".png", ".png"]
     assert f"report: {report}" in capsys.readouterr().err
+    for model in ("squeezenet", "resnet18"):  # each finished run stored once, no machine paths
+        stored = results / "phantom" / model / "custom-stratified-seed0"
+        provenance = json.loads((stored / "provenance.json").read_text())
+        assert provenance["experiment"]["epochs"] == 1 and provenance["data"]["n_images"] == 40
+        assert {"hardware", "wall_time_s", "date", "commit"} <= provenance.keys()
+        predictions = pd.read_csv(stored / "fold-0" / "predictions.csv")
+        assert "path" not in predictions and {"relpath", "logit"} <= set(predictions)
+        assert str(tmp_path) not in "".join(p.read_text() for p in stored.rglob("*.*"))
