@@ -242,11 +242,12 @@ class LocalizationResult:
                f"{self.summary['target']}), folds {self.summary['folds']}, "
                f"{self.summary['n_images']} images, {self.summary['zero_maps']} zero map(s), "
                f"mean lesion fraction {self.summary['mean_mask_fraction']:.3f}"]
-        out.append(f"{'map':<12}{'pointing game [95% CI]':<28}energy [95% CI]")
+        width = max(12, *(len(name) + 2 for name in self.summary["scores"]))
+        out.append(f"{'map':<{width}}{'pointing game [95% CI]':<28}energy [95% CI]")
         for name, scores in self.summary["scores"].items():
             cells = [f"{s['value']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
                      for s in (scores["pointing_game"], scores["energy"])]
-            out.append(f"{name:<12}{cells[0]:<28}{cells[1]}")
+            out.append(f"{name:<{width}}{cells[0]:<28}{cells[1]}")
         return out
 
 
