@@ -94,7 +94,7 @@ def browser_problems(browser: str, page: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[0] if argv else "_build/html")
+    root = Path(argv[0] if argv else "_build/html").resolve()
     pages = sorted(p for p in root.rglob("*.html")
                    if not {"_static", "_sources", "_images"} & set(p.relative_to(root).parts)
                    and p.name not in {"genindex.html", "search.html"})
