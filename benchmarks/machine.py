@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 import torch
 
-
-def cpu_model() -> str:
-    """Return the CPU's model name (``/proc/cpuinfo`` on Linux), or what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from covidlib.evaluate.provenance import cpu_model  # one reader of the CPU's name
 
 
 def describe_machine(device: torch.device | None = None) -> dict[str, Any]:

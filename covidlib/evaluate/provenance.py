@@ -64,14 +64,20 @@ def hardware_description() -> str:
     """
     import torch
 
-    parts = [f"{_cpu_model()}, {os.cpu_count()} cores"]
+    parts = [f"{cpu_model()}, {os.cpu_count()} cores"]
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name(0))
     parts.append(f"torch {torch.__version__}, {platform.system()}")
     return "; ".join(parts)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """Return the CPU's model name (``/proc/cpuinfo`` on Linux), or what platform knows.
+
+    Example:
+        >>> isinstance(cpu_model(), str)
+        True
+    """
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
