@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,15 +55,6 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(func=evaluate_command)
-
-
-def _commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, cwd=Path(__file__).resolve().parent, check=False)
-    except OSError:
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def external_predictions(run_dir: Path, images: pd.DataFrame, threshold: float = 0.5
@@ -113,6 +103,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from sklearn.exceptions import UndefinedMetricWarning
 
     from covidlib.engine.runs import RunFolder
+    from covidlib.evaluate.provenance import current_commit
     from covidlib.evaluate.report import (
         ScoredRun,
         load_scored,
@@ -133,7 +124,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
                 f"({len(images)} images)",
         "hardware": f"{platform.machine()} {platform.processor() or platform.system()}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": current_commit(),
         "external": {"trained_on": trained_on, "run": run_name,
                      "split": config.get("split"), "seed": config.get("seed")},
     }

@@ -182,6 +182,9 @@ def _per_model_table(name: str) -> dict[str, dict[str, Any]]:
     }
 
 
+_CPU_TABLE = _per_model_table("cpu_profile.csv")  # read once, at import
+
+
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
@@ -200,8 +203,8 @@ PROFILES: dict[str, Profile] = {
         weights="random",
         canvas_scale=0.25,
         train=TrainConfig(epochs=30, lr=1e-2, batch_size=32),
-        per_model=_per_model_table("cpu_profile.csv"),
-        study_models=tuple(_per_model_table("cpu_profile.csv")),
+        per_model=_CPU_TABLE,
+        study_models=tuple(_CPU_TABLE),
         study_datasets=("sars-cov-2-ct", "covid19-ct"),
     ),
     "full": Profile(

@@ -87,15 +87,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=False, cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
-
-
 def current_commit() -> str:
     """The git commit of this covidlib checkout (``"unknown"`` outside a git checkout).
 
@@ -103,7 +94,12 @@ def current_commit() -> str:
         >>> isinstance(current_commit(), str)
         True
     """
-    return _commit()
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=False, cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def run_provenance(run_dir: str | Path, dataset_root: str | Path) -> dict[str, Any]:
@@ -132,7 +128,7 @@ def run_provenance(run_dir: str | Path, dataset_root: str | Path) -> dict[str, A
         "hardware": hardware_description(),
         "wall_time_s": round(seconds, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": current_commit(),
         "experiment": {
             **{key: config.get(key) for key in EXPERIMENT_KEYS},
             **{key: config.get("train", {}).get(key) for key in TRAIN_KEYS},

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
@@ -82,13 +81,10 @@ def store_audit(dataset: str, root: str | Path, results_root: str | Path) -> Pat
     """Audit a dataset folder and write ``results_root/<dataset>/audit.json``; return it."""
     result, n_images = audit_dataset(dataset, root)
     facts = audit_facts(result, dataset, n_images)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10, check=False).stdout
-    except OSError:
-        commit = ""
+    from covidlib.evaluate.provenance import current_commit
+
     facts.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 commit=commit.strip() or "unknown", hardware=platform.machine(),
+                 commit=current_commit(), hardware=platform.machine(),
                  command=f"covidlib audit {dataset} (perceptual hashes)")
     target = Path(results_root) / dataset / AUDIT_FILE
     atomic_write_text(target, json.dumps(facts, indent=2) + "\n")
